@@ -1,0 +1,15 @@
+noinst_LIBRARIES += common/libjbcommon.a
+common_libjbcommon_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+common_libjbcommon_a_SOURCES = \
+	common/jb-err.c \
+	common/jb-err.h \
+	common/jb-json.c \
+	common/jb-json.h \
+	common/jb-log.c \
+	common/jb-log.h \
+	common/jb-mmap.c \
+	common/jb-mmap.h \
+	common/jb-npy.c \
+	common/jb-npy.h \
+	common/jb-time.c \
+	common/jb-time.h

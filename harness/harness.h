@@ -1,0 +1,33 @@
+/* harness.h: the `joulebench` command's subcommand table (internal to harness/).
+ * One subcommand per file, harness/cmd-<name>.c, each exporting one struct harness_cmd.
+ *
+ *     const struct harness_cmd *c = harness_cmd_find("meters");
+ *     if (c) return c->run(argc, argv);         // argv[0] is the subcommand's name
+ */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+struct harness_cmd {
+    const char *name;
+    const char *summary;            /* one line for `joulebench help` */
+    int (*run)(int argc, char **argv);
+    void (*usage)(void);            /* prints `joulebench NAME --help` to stdout */
+};
+
+/* NULL-terminated, in the order `joulebench help` lists them. */
+extern const struct harness_cmd *const harness_cmds[];
+
+const struct harness_cmd *harness_cmd_find(const char *name);
+
+/* Prints "joulebench CMD: <message> (see 'joulebench CMD --help')" to stderr; returns 2. */
+int harness_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "joulebench: <message>" to stderr; returns 2 (the exit status for errors). */
+int harness_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The version line: "joulebench 0.1.0 (commit 1a2b3c4d5e6f)". */
+const char *harness_version_string(void);
+
+extern const struct harness_cmd cmd_meters;
+
+#endif /* HARNESS_H */

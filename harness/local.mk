@@ -1,0 +1,14 @@
+noinst_LIBRARIES += harness/libharness.a
+harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+harness_libharness_a_SOURCES = \
+	harness/cmd-meters.c \
+	harness/commands.c \
+	harness/harness.h
+# The modules' libraries in dependency order (harness first), then the system libraries.
+JB_ALL_LIBS = harness/libharness.a $(REPORTS_LIBS) $(EVALS_LIBS) $(ENGINE_LIBS) $(ENERGY_LIBS) \
+	common/libjbcommon.a $(JANSSON_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(ZLIB_LIBS) $(PCRE2_LIBS) \
+	$(UTF8PROC_LIBS) $(CAIRO_LIBS) $(SQLITE3_LIBS) $(LIBS)
+
+bin_PROGRAMS += joulebench
+joulebench_SOURCES = harness/main.c
+joulebench_LDADD = $(JB_ALL_LIBS)

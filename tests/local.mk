@@ -1,0 +1,37 @@
+# One Criterion binary per module; each links its module's library only.
+TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(JANSSON_CFLAGS)
+TEST_COMMON = tests/jb-test.c tests/jb-test.h
+
+check_PROGRAMS += tests/test-common
+tests_test_common_SOURCES = tests/test-common.c $(TEST_COMMON)
+tests_test_common_CFLAGS = $(TEST_CFLAGS)
+tests_test_common_LDADD = common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+check_PROGRAMS += tests/test-engine
+tests_test_engine_SOURCES = tests/test-engine.c $(TEST_COMMON)
+tests_test_engine_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+check_PROGRAMS += tests/test-energy
+tests_test_energy_SOURCES = tests/test-energy.c $(TEST_COMMON)
+tests_test_energy_CFLAGS = $(TEST_CFLAGS)
+tests_test_energy_LDADD = $(ENERGY_LIBS) common/libjbcommon.a $(CRITERION_LIBS) $(LIBS)
+
+check_PROGRAMS += tests/test-evals
+tests_test_evals_SOURCES = tests/test-evals.c $(TEST_COMMON)
+tests_test_evals_CFLAGS = $(TEST_CFLAGS)
+tests_test_evals_LDADD = $(EVALS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+check_PROGRAMS += tests/test-reports
+tests_test_reports_SOURCES = tests/test-reports.c $(TEST_COMMON)
+tests_test_reports_CFLAGS = $(TEST_CFLAGS)
+tests_test_reports_LDADD = $(REPORTS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+# The CLI tests run the built program; make sure it exists first.
+check_PROGRAMS += tests/test-harness
+tests_test_harness_SOURCES = tests/test-harness.c $(TEST_COMMON)
+tests_test_harness_CFLAGS = $(TEST_CFLAGS)
+tests_test_harness_LDADD = $(CRITERION_LIBS) $(LIBS)
+tests_test_harness_DEPENDENCIES = joulebench$(EXEEXT)
+
+EXTRA_DIST += tests/data
