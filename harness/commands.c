@@ -10,6 +10,9 @@
 
 const struct harness_cmd *const harness_cmds[] = {
     &cmd_meters,
+    &cmd_report,
+    &cmd_compare,
+    &cmd_history,
     NULL,
 };
 

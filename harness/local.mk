@@ -1,7 +1,10 @@
 noinst_LIBRARIES += harness/libharness.a
 harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 harness_libharness_a_SOURCES = \
+	harness/cmd-compare.c \
+	harness/cmd-history.c \
 	harness/cmd-meters.c \
+	harness/cmd-report.c \
 	harness/commands.c \
 	harness/harness.h
 # The modules' libraries in dependency order (harness first), then the system libraries.

@@ -26,6 +26,8 @@ check_PROGRAMS += tests/test-reports
 tests_test_reports_SOURCES = tests/test-reports.c $(TEST_COMMON)
 tests_test_reports_CFLAGS = $(TEST_CFLAGS)
 tests_test_reports_LDADD = $(REPORTS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+# It also runs the program (report, compare, history).
+tests_test_reports_DEPENDENCIES = joulebench$(EXEEXT) reports/libreports.a common/libjbcommon.a
 
 # The CLI tests run the built program; make sure it exists first.
 check_PROGRAMS += tests/test-harness
