@@ -415,3 +415,77 @@ Test(history, appended_runs_print_as_a_trend) {
     jb_test_rmtree(root);
     free(root);
 }
+
+/* ---- the HTML report in a real browser ---- */
+
+/* Opens a copy of report.html, with a probe script added at the top of <head> that records
+ * script errors and, after load, the rendered size of every plot, in headless Chromium; every
+ * console message Chromium logs (failed loads, errors) counts as a failure, since the report
+ * itself has no script and loads nothing. */
+Test(html, renders_in_chromium_with_plots_and_no_console_errors, .timeout = 120) {
+    struct jb_test_proc pr;
+    jb_test_run(&pr, "command -v chromium");
+    int have = pr.status == 0;
+    jb_test_proc_free(&pr);
+    if (!have) cr_skip_test("chromium is not installed (apt-get install chromium)");
+    char *root = jb_test_tmpdir();
+    char *dir = path_in(root, "base");
+    write_run(dir, &base4);
+    jb_test_run(&pr, "'%s' report '%s' --format html", jb_test_bin(), dir);
+    cr_assert_eq(pr.status, 0, "%s", pr.err);
+    jb_test_proc_free(&pr);
+    char *html = slurp(dir, "report.html");
+    char *head = strstr(html, "<head>");
+    cr_assert_not_null(head);
+    /* Records, into <pre id="jb-error">, script errors, failed loads (error events seen in
+     * the capture phase) and console.error/console.warn calls; after load, writes each plot's
+     * rendered size and shape count into <pre id="jb-check">. */
+    static const char probe[] =
+        "<script>(function(){var errs=[];function note(m){errs.push(String(m));}"
+        "window.addEventListener('error',function(e){note(e.message||('failed to load '+"
+        "((e.target&&(e.target.src||e.target.href))||'?')));},true);"
+        "['error','warn'].forEach(function(k){var f=console[k];console[k]=function(){"
+        "note(k+': '+Array.prototype.join.call(arguments,' '));return f.apply(console,arguments);};});"
+        "window.addEventListener('load',function(){var o=[];"
+        "document.querySelectorAll('svg.plot').forEach(function(s){var r=s.getBoundingClientRect();"
+        "o.push(s.id+'='+Math.round(r.width)+'x'+Math.round(r.height)+':'+"
+        "s.querySelectorAll('circle,rect,polyline').length);});"
+        "var d=document.createElement('pre');d.id='jb-check';d.textContent='['+o.join(' ')+']';"
+        "document.body.appendChild(d);if(errs.length){var e=document.createElement('pre');"
+        "e.id='jb-error';e.textContent=errs.join('\\n');document.body.appendChild(e);}});})();"
+        "</script>";
+    char *probed = path_in(root, "probed.html");
+    FILE *f = fopen(probed, "w");
+    cr_assert_not_null(f);
+    fwrite(html, 1, (size_t)(head + 6 - html), f);
+    fputs(probe, f);
+    fputs(head + 6, f);
+    fclose(f);
+    jb_test_run(&pr,
+                "timeout 90 chromium --headless --no-sandbox --disable-gpu "
+                "--disable-background-networking --no-first-run --user-data-dir='%s/profile' "
+                "--enable-logging=stderr --v=0 --virtual-time-budget=3000 --dump-dom "
+                "'file://%s'",
+                root, probed);
+    cr_assert_eq(pr.status, 0, "chromium failed: %s", pr.err);
+    cr_assert_null(strstr(pr.err, ":CONSOLE"), "console messages: %s", pr.err);
+    cr_assert_null(strstr(pr.out, "<pre id=\"jb-error\">"), "script error: %s", pr.out);
+    char *check = strstr(pr.out, "<pre id=\"jb-check\">[");
+    cr_assert_not_null(check, "the probe did not run: %.2000s", pr.out);
+    /* Three plots (Pareto, one power trace, phase split), each rendered at a real size (more
+     * than the 2 px its CSS border alone would give a zero-size SVG) with shapes drawn. */
+    const char *ids[] = {"plot-pareto=", "plot-power-0=", "plot-phases="};
+    for (int i = 0; i < 3; i++) {
+        char *p = strstr(check, ids[i]);
+        cr_assert_not_null(p, "%s missing in %.300s", ids[i], check);
+        int w = 0, h = 0, shapes = 0;
+        cr_assert_eq(sscanf(p + strlen(ids[i]), "%dx%d:%d", &w, &h, &shapes), 3, "%.300s", check);
+        cr_assert(w > 16 && h > 16 && shapes > 0, "%s %dx%d, %d shapes", ids[i], w, h, shapes);
+    }
+    jb_test_proc_free(&pr);
+    free(html);
+    free(probed);
+    free(dir);
+    jb_test_rmtree(root);
+    free(root);
+}
