@@ -13,6 +13,7 @@ const struct harness_cmd *const harness_cmds[] = {
     &cmd_report,
     &cmd_compare,
     &cmd_history,
+    &cmd_init_model,
     NULL,
 };
 

@@ -30,6 +30,7 @@ const char *harness_version_string(void);
 
 extern const struct harness_cmd cmd_compare;
 extern const struct harness_cmd cmd_history;
+extern const struct harness_cmd cmd_init_model;
 extern const struct harness_cmd cmd_meters;
 extern const struct harness_cmd cmd_report;
 

@@ -3,6 +3,7 @@ harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 harness_libharness_a_SOURCES = \
 	harness/cmd-compare.c \
 	harness/cmd-history.c \
+	harness/cmd-init-model.c \
 	harness/cmd-meters.c \
 	harness/cmd-report.c \
 	harness/commands.c \

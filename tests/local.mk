@@ -22,6 +22,11 @@ tests_test_evals_SOURCES = tests/test-evals.c $(TEST_COMMON)
 tests_test_evals_CFLAGS = $(TEST_CFLAGS)
 tests_test_evals_LDADD = $(EVALS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 
+check_PROGRAMS += tests/test-init-model
+tests_test_init_model_SOURCES = tests/test-init-model.c $(TEST_COMMON)
+tests_test_init_model_CFLAGS = $(TEST_CFLAGS)
+tests_test_init_model_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
 check_PROGRAMS += tests/test-reports
 tests_test_reports_SOURCES = tests/test-reports.c $(TEST_COMMON)
 tests_test_reports_CFLAGS = $(TEST_CFLAGS)
