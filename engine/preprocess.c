@@ -331,6 +331,18 @@ int molmo_preprocess_layout(struct molmo_preprocessed *out, int width, int heigh
 
 /* ---- §4.3 antialiased bilinear resize ------------------------------------------------------- */
 
+/* The two resize loops are compiled twice, for CPUs with FMA (fmaf becomes one vfmadd
+ * instruction) and without (a call into libm), and picked at load time. fmaf is exactly rounded
+ * either way, so both give the same bits; the FMA build is ~5x faster on a 4000 x 3000 photo. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define FMA_CLONES __attribute__((target_clones("fma", "default")))
+#endif
+#endif
+#ifndef FMA_CLONES
+#define FMA_CLONES
+#endif
+
 /* Filter taps of one axis n_in -> n_out (PyTorch's _compute_indices_weights_aa for float):
  * output i reads n[i] inputs from start[i] with weights w[i * max_taps + j]. */
 struct taps {
@@ -384,7 +396,7 @@ static int taps_make(struct taps *t, int n_in, int n_out) {
 
 /* Horizontal pass of rows [y0, y1): u8 RGB rows of width w_in -> float RGB rows of width
  * tx's n_out, pixel values v / 255 in float32. One rounding per tap (fmaf), in tap order. */
-static void resize_rows(float *restrict out, const uint8_t *restrict in, int w_in, int w_out,
+FMA_CLONES static void resize_rows(float *restrict out, const uint8_t *restrict in, int w_in, int w_out,
                         int y0, int y1, const struct taps *tx, const float *lut) {
     for (int y = y0; y < y1; y++) {
         const uint8_t *src = in + (size_t)y * w_in * 3;
@@ -406,7 +418,7 @@ static void resize_rows(float *restrict out, const uint8_t *restrict in, int w_i
 }
 
 /* Vertical pass for output row y: n values (a row of the intermediate, interleaved RGB). */
-static void resize_col_row(float *restrict out, const float *restrict mid, size_t n, int y,
+FMA_CLONES static void resize_col_row(float *restrict out, const float *restrict mid, size_t n, int y,
                            const struct taps *ty) {
     const float *w = ty->w + (size_t)y * ty->max_taps;
     const float *s = mid + (size_t)ty->start[y] * n;

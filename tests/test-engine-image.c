@@ -443,6 +443,25 @@ Test(decode, png_grey_and_grey_alpha_replicate_the_grey_level) {
     expect_rgb(&img, 1, 0, 90, 90, 90);
     molmo_image_free(&img);
     free(f);
+    /* grey with a tRNS colour key: the key is ignored, the grey level kept */
+    const png_color_16 key = {.gray = 77};
+    struct membuf b = {0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    cr_assert_eq(setjmp(png_jmpbuf(png)), 0);
+    png_set_write_fn(png, &b, membuf_write, membuf_flush);
+    png_set_IHDR(png, info, 3, 1, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_tRNS(png, info, NULL, 0, &key);
+    png_write_info(png, info);
+    png_write_row(png, grey[0]);
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    decode_ok(&img, b.data, b.len);
+    expect_rgb(&img, 1, 0, 77, 77, 77);
+    expect_rgb(&img, 2, 0, 255, 255, 255);
+    molmo_image_free(&img);
+    free(b.data);
 }
 
 /* 1-bit grey: 0 -> 0, 1 -> 255 (libpng scales sub-8-bit grey to the full range, as PIL's "1"
