@@ -396,7 +396,8 @@ static int taps_make(struct taps *t, int n_in, int n_out) {
 
 /* Horizontal pass of rows [y0, y1): u8 RGB rows of width w_in -> float RGB rows of width
  * tx's n_out, pixel values v / 255 in float32. One rounding per tap (fmaf), in tap order. */
-FMA_CLONES static void resize_rows(float *restrict out, const uint8_t *restrict in, int w_in, int w_out,
+FMA_CLONES
+static void resize_rows(float *restrict out, const uint8_t *restrict in, int w_in, int w_out,
                         int y0, int y1, const struct taps *tx, const float *lut) {
     for (int y = y0; y < y1; y++) {
         const uint8_t *src = in + (size_t)y * w_in * 3;
@@ -418,7 +419,8 @@ FMA_CLONES static void resize_rows(float *restrict out, const uint8_t *restrict 
 }
 
 /* Vertical pass for output row y: n values (a row of the intermediate, interleaved RGB). */
-FMA_CLONES static void resize_col_row(float *restrict out, const float *restrict mid, size_t n, int y,
+FMA_CLONES
+static void resize_col_row(float *restrict out, const float *restrict mid, size_t n, int y,
                            const struct taps *ty) {
     const float *w = ty->w + (size_t)y * ty->max_taps;
     const float *s = mid + (size_t)ty->start[y] * n;
