@@ -1,8 +1,12 @@
 noinst_LIBRARIES += engine/libengine.a
-engine_libengine_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS)
+engine_libengine_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS) \
+	$(JPEG_CFLAGS)
 engine_libengine_a_SOURCES = \
 	engine/dtype.c \
+	engine/image-impl.h \
+	engine/image.c \
 	engine/init-model-impl.h \
 	engine/init-model.c \
-	engine/molmo.h
-ENGINE_LIBS = engine/libengine.a $(OPENBLAS_LIBS)
+	engine/molmo.h \
+	engine/preprocess.c
+ENGINE_LIBS = engine/libengine.a $(OPENBLAS_LIBS) $(PNG_LIBS) $(JPEG_LIBS)

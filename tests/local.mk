@@ -12,6 +12,12 @@ tests_test_engine_SOURCES = tests/test-engine.c $(TEST_COMMON)
 tests_test_engine_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 
+check_PROGRAMS += tests/test-engine-image
+tests_test_engine_image_SOURCES = tests/test-engine-image.c $(TEST_COMMON)
+tests_test_engine_image_CFLAGS = $(TEST_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS) $(ZLIB_CFLAGS)
+tests_test_engine_image_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(PNG_LIBS) $(JPEG_LIBS) \
+	$(ZLIB_LIBS) $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
 check_PROGRAMS += tests/test-energy
 tests_test_energy_SOURCES = tests/test-energy.c $(TEST_COMMON)
 tests_test_energy_CFLAGS = $(TEST_CFLAGS)
