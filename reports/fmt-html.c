@@ -12,7 +12,7 @@
 
 static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
                                       "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
-static const char *const phase_colour[N_PHASES] = {"#4c78a8", "#f58518", "#54a24b"};
+static const char *const phase_colour[N_PHASES] = {"#9d9d9d", "#4c78a8", "#f58518", "#54a24b"};
 
 static void esc(FILE *f, const char *s) {
     for (; *s; s++) {
@@ -193,7 +193,7 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
     for (int ph = 0; ph < N_PHASES; ph++)
         fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"10\" fill=\"%s\" "
                    "fill-opacity=\"0.5\"/><text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
-                p.W - p.r - 90, p.t + 6 + 15.0 * ph, phase_colour[ph], p.W - p.r - 74,
+                p.W - p.r - 100, p.t + 6 + 15.0 * ph, phase_colour[ph], p.W - p.r - 84,
                 p.t + 15 + 15.0 * ph, reports_phase_names[ph]);
     fprintf(f, "</svg><figcaption>Power trace of run <code>");
     esc(f, r->label);

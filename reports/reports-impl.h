@@ -10,8 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Engine phases in the order they run for one sample. */
-enum { PHASE_VISION, PHASE_PREFILL, PHASE_DECODE, N_PHASES };
+/* Engine phases in the order they run for one sample (molmo.h's enum molmo_phase without the
+ * per-step marks): image decoding and tokenization, ViT + connector, prompt, answer. */
+enum { PHASE_PREPROCESS, PHASE_VISION, PHASE_PREFILL, PHASE_DECODE, N_PHASES };
 extern const char *const reports_phase_names[N_PHASES];
 
 struct reports_sample {

@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const reports_phase_names[N_PHASES] = {"vision", "prefill", "decode"};
+const char *const reports_phase_names[N_PHASES] = {"preprocess", "vision", "prefill",
+                                                       "decode"};
 
 int reports_samples_read(const char *path, json_t **out, long long *good_len, struct jb_err *err) {
     char *buf = NULL;

@@ -192,7 +192,7 @@ Test(report, markdown_csv_and_html_carry_the_hand_computed_figures) {
 
     char *c = slurp(dir, "report.csv");
     cr_assert(strstr(c, "\nbase,tiny,synth-chart,4,0.75,0.300642,0.954413,3,4,16,10,4,2.5,187.5,"
-                        "0.00213778,2,1,1,8,4,4,measured:powercap,481,1\n"),
+                        "0.00213778,0,2,1,1,0,8,4,4,measured:powercap,481,1\n"),
               "%s", c);
     free(c);
 
