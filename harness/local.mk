@@ -7,7 +7,10 @@ harness_libharness_a_SOURCES = \
 	harness/cmd-meters.c \
 	harness/cmd-report.c \
 	harness/commands.c \
-	harness/harness.h
+	harness/harness.h \
+	harness/machine.c \
+	harness/progress.c \
+	harness/run-impl.h
 # The modules' libraries in dependency order (harness first), then the system libraries.
 JB_ALL_LIBS = harness/libharness.a $(REPORTS_LIBS) $(EVALS_LIBS) $(ENGINE_LIBS) $(ENERGY_LIBS) \
 	common/libjbcommon.a $(JANSSON_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(ZLIB_LIBS) $(PCRE2_LIBS) \

@@ -33,6 +33,11 @@ tests_test_init_model_SOURCES = tests/test-init-model.c $(TEST_COMMON)
 tests_test_init_model_CFLAGS = $(TEST_CFLAGS)
 tests_test_init_model_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 
+check_PROGRAMS += tests/test-run
+tests_test_run_SOURCES = tests/test-run.c $(TEST_COMMON)
+tests_test_run_CFLAGS = $(TEST_CFLAGS)
+tests_test_run_LDADD = $(JB_ALL_LIBS) $(CRITERION_LIBS)
+
 check_PROGRAMS += tests/test-reports
 tests_test_reports_SOURCES = tests/test-reports.c $(TEST_COMMON)
 tests_test_reports_CFLAGS = $(TEST_CFLAGS)
