@@ -778,8 +778,9 @@ struct spans {
     size_t n, cap;
 };
 
-/* A per-call cache of BPE results for short words (text repeats its words). */
-#define CACHE_SLOTS (1u << 16)
+/* A per-call cache of BPE results for short words (text repeats its words), sized by the text:
+ * from 256 slots for a prompt to 64 Ki for megabytes, filled to half at most. */
+#define CACHE_MAX_SLOTS (1u << 16)
 #define CACHE_MAX_KEY 48
 struct cache_slot {
     uint64_t h;
@@ -812,7 +813,7 @@ struct enc {
     size_t heap_cap;
     /* word cache */
     struct cache_slot *cache;
-    uint32_t cache_used;
+    uint32_t cache_used, cache_slots;
     char *ckeys;
     size_t ckeys_len, ckeys_cap;
     int32_t *cvals;
@@ -878,12 +879,12 @@ static void push_pair(const struct molmo_tokenizer *tok, struct heap_ent *h, siz
 }
 
 static struct cache_slot *cache_lookup(struct enc *e, const char *s, size_t n, uint64_t h) {
-    size_t i = (size_t)h & (CACHE_SLOTS - 1);
+    size_t mask = e->cache_slots - 1, i = (size_t)h & mask;
     for (;;) {
         struct cache_slot *c = &e->cache[i];
         if (c->klen == 0) return c;
         if (c->h == h && c->klen == n && memcmp(e->ckeys + c->koff, s, n) == 0) return c;
-        i = (i + 1) & (CACHE_SLOTS - 1);
+        i = (i + 1) & mask;
     }
 }
 
@@ -905,7 +906,7 @@ static int bpe(struct enc *e, const char *s, size_t n) {
     uint64_t h = 0;
     if (n <= CACHE_MAX_KEY) {
         if (!e->cache) {
-            e->cache = calloc(CACHE_SLOTS, sizeof *e->cache);
+            e->cache = calloc(e->cache_slots, sizeof *e->cache);
             if (!e->cache) return enc_nomem(e);
         }
         h = hash_bytes(s, n);
@@ -953,7 +954,7 @@ static int bpe(struct enc *e, const char *s, size_t n) {
         int rc = emit(e, &sym[i], 1);
         if (rc) return rc;
     }
-    if (slot && e->cache_used < CACHE_SLOTS / 2) {
+    if (slot && e->cache_used < e->cache_slots / 2) {
         size_t vn = e->n - first;
         if (grow((void **)&e->ckeys, &e->ckeys_cap, e->ckeys_len + n, 1) < 0 ||
             grow((void **)&e->cvals, &e->cvals_cap, e->cvals_len + vn, sizeof *e->cvals) < 0)
@@ -1102,7 +1103,9 @@ static int split_added(struct enc *e, const struct matcher *m, const char *s, si
             const struct added_token *hit = NULL;
             for (uint32_t j = m->start[b]; j < m->start[b + 1]; j++) {
                 const struct added_token *t = &tok->added[m->order[j]];
-                if (t->len <= n - i && memcmp(tok->strs + t->off, s + i, t->len) == 0) {
+                const char *c = tok->strs + t->off;
+                if (t->len <= n - i && (t->len == 1 || c[1] == s[i + 1]) &&
+                    memcmp(c, s + i, t->len) == 0) {
                     hit = t;
                     break;
                 }
@@ -1125,31 +1128,22 @@ static int on_normalized_piece(struct enc *e, const char *s, size_t n, int32_t i
     return pretok(e, 0, s, n);
 }
 
-static bool all_ascii(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] >= 0x80) return false;
-    return true;
-}
-
-static int on_raw_piece(struct enc *e, const char *s, size_t n, int32_t id) {
+/* Applies the normalizers to s[0..n) once, appending to out. */
+static int normalize_run(struct enc *e, const char *s, size_t n, char **out, size_t *len,
+                         size_t *cap) {
+    static const int opts[] = {
+        [NORM_NFC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE,
+        [NORM_NFD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
+        [NORM_NFKC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
+        [NORM_NFKD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
+    };
     const struct molmo_tokenizer *tok = e->tok;
-    if (id >= 0) return emit(e, &id, 1);
-    /* NFC/NFD/NFKC/NFKD leave ASCII unchanged. */
-    if (tok->n_norm == 0 || all_ascii(s, n))
-        return split_added(e, &tok->m_norm, s, n, on_normalized_piece);
     unsigned char *cur = NULL;
     for (int i = 0; i < tok->n_norm; i++) {
-        static const int opts[] = {
-            [NORM_NFC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE,
-            [NORM_NFD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
-            [NORM_NFKC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
-            [NORM_NFKD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
-        };
         unsigned char *next = NULL;
         utf8proc_ssize_t m = utf8proc_map(cur ? cur : (const unsigned char *)s,
-                                          cur ? (utf8proc_ssize_t)strlen((char *)cur)
-                                              : (utf8proc_ssize_t)n,
-                                          &next, (utf8proc_option_t)opts[tok->norm[i]]);
+                                          (utf8proc_ssize_t)n, &next,
+                                          (utf8proc_option_t)opts[tok->norm[i]]);
         free(cur);
         if (m < 0) {
             free(next);
@@ -1159,14 +1153,55 @@ static int on_raw_piece(struct enc *e, const char *s, size_t n, int32_t id) {
         cur = next;
         n = (size_t)m;
     }
-    int rc = split_added(e, &tok->m_norm, (const char *)cur, n, on_normalized_piece);
+    int rc = 0;
+    if (grow((void **)out, cap, *len + n, 1) < 0) rc = enc_nomem(e);
+    else memcpy(*out + *len, cur, n);
+    *len += rc ? 0 : n;
     free(cur);
+    return rc;
+}
+
+static int on_raw_piece(struct enc *e, const char *s, size_t n, int32_t id) {
+    const struct molmo_tokenizer *tok = e->tok;
+    if (id >= 0) return emit(e, &id, 1);
+    if (tok->n_norm == 0) return split_added(e, &tok->m_norm, s, n, on_normalized_piece);
+    /* The normalization forms leave ASCII alone, and a boundary before an ASCII character is
+     * safe: it is a starter (combining class 0) that decomposes to itself and is the second
+     * half of no canonical composition. So only the runs of non-ASCII characters, each with
+     * the ASCII character before it (which may compose with them, e + U+0301), go through
+     * utf8proc; the result equals normalizing the whole piece. */
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    if (grow((void **)&out, &cap, n + 1, 1) < 0) return enc_nomem(e);
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t j = i;
+        while (j < n && (unsigned char)s[j] < 0x80) j++;
+        if (grow((void **)&out, &cap, len + (j - i) + 1, 1) < 0) {
+            rc = enc_nomem(e);
+            break;
+        }
+        memcpy(out + len, s + i, j - i);
+        len += j - i;
+        if (j == n) break;
+        size_t start = j > i ? j - 1 : j;             /* j > i: an ASCII character precedes */
+        if (j > i) len--;
+        size_t k = j;
+        while (k < n && (unsigned char)s[k] >= 0x80) k++;
+        rc = normalize_run(e, s + start, k - start, &out, &len, &cap);
+        i = k;
+    }
+    if (rc == 0) rc = split_added(e, &tok->m_norm, out, len, on_normalized_piece);
+    free(out);
     return rc;
 }
 
 int molmo_tokenizer_encode(const struct molmo_tokenizer *tok, const char *text, size_t len,
                            int32_t **ids, size_t *n_ids, struct jb_err *err) {
     struct enc e = {.tok = tok, .err = err};
+    e.cache_slots = (uint32_t)pow2_at_least(len / 16);
+    if (e.cache_slots < 256) e.cache_slots = 256;
+    if (e.cache_slots > CACHE_MAX_SLOTS) e.cache_slots = CACHE_MAX_SLOTS;
     int rc = 0;
     *ids = NULL;
     *n_ids = 0;
