@@ -1,6 +1,6 @@
 noinst_LIBRARIES += engine/libengine.a
 engine_libengine_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS) \
-	$(JPEG_CFLAGS)
+	$(JPEG_CFLAGS) $(PCRE2_CFLAGS) $(UTF8PROC_CFLAGS)
 engine_libengine_a_SOURCES = \
 	engine/dtype.c \
 	engine/image-impl.h \
@@ -8,5 +8,8 @@ engine_libengine_a_SOURCES = \
 	engine/init-model-impl.h \
 	engine/init-model.c \
 	engine/molmo.h \
-	engine/preprocess.c
-ENGINE_LIBS = engine/libengine.a $(OPENBLAS_LIBS) $(PNG_LIBS) $(JPEG_LIBS)
+	engine/preprocess.c \
+	engine/tokenizer-impl.h \
+	engine/tokenizer.c
+ENGINE_LIBS = engine/libengine.a $(OPENBLAS_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(PCRE2_LIBS) \
+	$(UTF8PROC_LIBS)

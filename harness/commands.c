@@ -14,6 +14,7 @@ const struct harness_cmd *const harness_cmds[] = {
     &cmd_compare,
     &cmd_history,
     &cmd_init_model,
+    &cmd_tokenize,
     NULL,
 };
 

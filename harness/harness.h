@@ -33,5 +33,6 @@ extern const struct harness_cmd cmd_history;
 extern const struct harness_cmd cmd_init_model;
 extern const struct harness_cmd cmd_meters;
 extern const struct harness_cmd cmd_report;
+extern const struct harness_cmd cmd_tokenize;
 
 #endif /* HARNESS_H */

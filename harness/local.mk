@@ -6,6 +6,7 @@ harness_libharness_a_SOURCES = \
 	harness/cmd-init-model.c \
 	harness/cmd-meters.c \
 	harness/cmd-report.c \
+	harness/cmd-tokenize.c \
 	harness/commands.c \
 	harness/harness.h \
 	harness/machine.c \
