@@ -11,7 +11,8 @@ harness_libharness_a_SOURCES = \
 	harness/harness.h \
 	harness/machine.c \
 	harness/progress.c \
-	harness/run-impl.h
+	harness/run-impl.h \
+	harness/run-loop.c
 # The modules' libraries in dependency order (harness first), then the system libraries.
 JB_ALL_LIBS = harness/libharness.a $(REPORTS_LIBS) $(EVALS_LIBS) $(ENGINE_LIBS) $(ENERGY_LIBS) \
 	common/libjbcommon.a $(JANSSON_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(ZLIB_LIBS) $(PCRE2_LIBS) \
