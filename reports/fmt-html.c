@@ -6,6 +6,7 @@
 
 #include "reports/reports-impl.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,31 +162,69 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
         wmax = fmax(wmax, r->power[i].watts);
     }
     if (!(t1 > t0)) t1 = t0 + 1;
-    struct frame p = {760, 300, 60, 20, 20, 46, t0, t1, 0, wmax > 0 ? wmax * 1.15 : 1};
+    struct frame p = {760, 310, 60, 20, 30, 46, t0, t1, 0, wmax > 0 ? wmax * 1.15 : 1};
     fprintf(f, "<figure><svg id=\"plot-power-%d\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" "
                "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n",
             idx, p.W, p.H, p.W, p.H);
-    for (int i = 0; i < r->n_s; i++) {
-        const struct reports_sample *s = &r->s[i];
-        if (!isfinite(s->t_start_s)) continue;
-        double t = s->t_start_s;
-        for (int ph = 0; ph < N_PHASES; ph++) {
-            double a = fmax(t, t0), b = fmin(t + s->time_s[ph], t1);
-            if (b > a)
-                fprintf(f, "<rect class=\"band\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" "
-                           "fill=\"%s\" fill-opacity=\"0.22\"/>\n",
-                        fx(&p, a), p.t, fx(&p, b) - fx(&p, a), p.H - p.t - p.b, phase_colour[ph]);
-            t += s->time_s[ph];
+    /* Phase bands per pixel column: each column takes the colour of the phase that occupies
+     * most of its time, and equal neighbours merge into one rectangle. This stays exact to a
+     * pixel for a few samples and small for thousands. */
+    int ncol = (int)(p.W - p.l - p.r);
+    double(*occ)[N_PHASES] = calloc((size_t)ncol, sizeof *occ);
+    if (occ) {
+        for (int i = 0; i < r->n_s; i++) {
+            const struct reports_sample *s = &r->s[i];
+            if (!isfinite(s->t_start_s)) continue;
+            double t = s->t_start_s;
+            for (int ph = 0; ph < N_PHASES; ph++) {
+                double a = fx(&p, fmax(t, t0)) - p.l, b = fx(&p, fmin(t + s->time_s[ph], t1)) - p.l;
+                for (int c = (int)fmax(0, floor(a)); c < ncol && c < b; c++)
+                    occ[c][ph] += fmin(b, c + 1) - fmax(a, c);
+                t += s->time_s[ph];
+            }
         }
+        int start = 0, cur = -1;
+        for (int c = 0; c <= ncol; c++) {
+            int best = -1;
+            double most = 0;
+            for (int ph = 0; c < ncol && ph < N_PHASES; ph++)
+                if (occ[c][ph] > most) {
+                    most = occ[c][ph];
+                    best = ph;
+                }
+            if (c < ncol && best == cur) continue;
+            if (cur >= 0)
+                fprintf(f, "<rect class=\"band\" x=\"%.0f\" y=\"%.1f\" width=\"%d\" "
+                           "height=\"%.1f\" fill=\"%s\" fill-opacity=\"0.22\"/>\n",
+                        p.l + start, p.t, c - start, p.H - p.t - p.b, phase_colour[cur]);
+            start = c;
+            cur = best;
+        }
+        free(occ);
     }
     axes(f, &p, "time since the run started (s)", "power (W)");
     for (int d = 0; d < r->n_domains; d++) {
         fprintf(f, "<polyline fill=\"none\" stroke-width=\"1.5\" stroke=\"%s\" points=\"",
                 palette[d % 8]);
-        for (size_t i = 0; i < r->n_power; i++)
-            if (r->power[i].domain == d)
-                fprintf(f, "%.1f,%.1f ", fx(&p, r->power[i].t_s), fy(&p, r->power[i].watts));
-        fprintf(f, "\"/><text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">", p.l + 8, p.t + 14 + 15.0 * d,
+        /* A long trace has more points than the plot has pixels: average the points that fall
+         * in the same pixel column, so an hour at 100 ms stays a few kB of SVG. */
+        int col = -1, k = 0;
+        double sum_w = 0, sum_t = 0;
+        for (size_t i = 0; i <= r->n_power; i++) {
+            int c = i < r->n_power ? (int)fx(&p, r->power[i].t_s) : INT_MAX;
+            if (i < r->n_power && r->power[i].domain != d) continue;
+            if (c != col && k > 0) {
+                fprintf(f, "%.1f,%.1f ", fx(&p, sum_t / k), fy(&p, sum_w / k));
+                k = 0;
+                sum_w = sum_t = 0;
+            }
+            if (i == r->n_power) break;
+            col = c;
+            sum_t += r->power[i].t_s;
+            sum_w += r->power[i].watts;
+            k++;
+        }
+        fprintf(f, "\"/><text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">", p.l + 90.0 * d, 16.0,
                 palette[d % 8]);
         esc(f, r->domains[d]);
         fputs("</text>\n", f);
@@ -193,8 +232,8 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
     for (int ph = 0; ph < N_PHASES; ph++)
         fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"10\" fill=\"%s\" "
                    "fill-opacity=\"0.5\"/><text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
-                p.W - p.r - 100, p.t + 6 + 15.0 * ph, phase_colour[ph], p.W - p.r - 84,
-                p.t + 15 + 15.0 * ph, reports_phase_names[ph]);
+                p.W - p.r - 330 + 85.0 * ph, 7.0, phase_colour[ph], p.W - p.r - 314 + 85.0 * ph,
+                16.0, reports_phase_names[ph]);
     fprintf(f, "</svg><figcaption>Power trace of run <code>");
     esc(f, r->label);
     fprintf(f, "</code>%s, with each sample's phases as bands.</figcaption></figure>\n",
@@ -339,8 +378,8 @@ int reports_render_html(struct reports_run *const *runs, int n, FILE *f, struct 
     (void)err;
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
           "<title>joulebench report</title>\n<style>\n"
-          "body{font-family:sans-serif;margin:2em;max-width:72em;color:#222}\n"
-          "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;"
+          "body{font-family:sans-serif;margin:2em;max-width:80em;color:#222}\n"
+          "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #bbb;padding:3px 8px;"
           "text-align:right}td:nth-child(-n+3),th{text-align:left}\n"
           ".estimated{background:#fff3cd;border:2px solid #e0a800;padding:.6em 1em;font-weight:bold}\n"
           "svg.plot{font-size:12px;background:#fff;border:1px solid #ddd}\n"
