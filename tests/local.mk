@@ -35,3 +35,8 @@ tests_test_harness_LDADD = $(CRITERION_LIBS) $(LIBS)
 tests_test_harness_DEPENDENCIES = joulebench$(EXEEXT)
 
 EXTRA_DIST += tests/data
+
+check_PROGRAMS += tests/test-engine-stages
+tests_test_engine_stages_SOURCES = tests/test-engine-stages.c $(TEST_COMMON)
+tests_test_engine_stages_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_stages_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
