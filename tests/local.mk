@@ -40,3 +40,8 @@ check_PROGRAMS += tests/test-engine-stages
 tests_test_engine_stages_SOURCES = tests/test-engine-stages.c $(TEST_COMMON)
 tests_test_engine_stages_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_stages_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+check_PROGRAMS += tests/test-engine-corrupt
+tests_test_engine_corrupt_SOURCES = tests/test-engine-corrupt.c $(TEST_COMMON)
+tests_test_engine_corrupt_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_corrupt_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
