@@ -4,6 +4,7 @@ engine_libengine_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS) $(
 engine_libengine_a_SOURCES = \
 	engine/config.c \
 	engine/dtype.c \
+	engine/generate.c \
 	engine/image-impl.h \
 	engine/image.c \
 	engine/kernels.c \

@@ -115,6 +115,7 @@ struct molmo_arena {
 };
 
 struct molmo_tokenizer;
+struct molmo_gen_ctx;
 
 struct molmo_model {
     char *dir;
@@ -135,7 +136,8 @@ struct molmo_model {
     struct molmo_arena arena;     /* persistent buffers above, then per-stage scratch */
     size_t arena_base_mark;       /* where the per-stage scratch starts */
     int n_threads;
-    struct molmo_tokenizer *tok;  /* NULL until generation support is loaded */
+    struct molmo_tokenizer *tok;  /* NULL when loaded by molmo_model_load_weights alone */
+    struct molmo_gen_ctx *gen;    /* preprocessing config, special ids (engine/generate.c) */
 };
 
 /* Prefill rows per feed-forward chunk, query rows per attention chunk (bound the scratch). */
