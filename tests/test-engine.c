@@ -186,3 +186,83 @@ Test(generate, argmax_takes_the_lowest_id_on_ties) {
     const float one[] = {0.5f};
     cr_assert_eq(molmo_argmax(one, 1), 0);
 }
+
+/* ---- products with stored-dtype weights (engine/kernels.c) -------------------------------- */
+
+/* W[o][i] = ((o + i) % 5 - 2) / 2 and x[t][i] = (t + 1) * (i % 3 - 1) are exact in F32, BF16
+ * and F16, so y = x·Wᵀ + b must be the same for the three dtypes and equal the sum computed
+ * here in double (all partial sums are small integers / 2, exact in float32 too). 40 rows of
+ * 4096 inputs need several 64 Ki-float tiles in the converting path; the F32 copy at an odd
+ * address takes that path too. */
+Test(kernels, linear_gives_the_same_exact_product_for_every_stored_dtype) {
+    enum { OUT = 40, IN = 4096, T = 3 };
+    float *wf = malloc(sizeof(float) * OUT * IN);
+    unsigned char *wb = malloc(2 * OUT * IN), *wh = malloc(2 * OUT * IN);
+    unsigned char *wmis = malloc(4 * OUT * IN + 1);
+    float *x = malloc(sizeof(float) * T * IN), *y = malloc(sizeof(float) * T * OUT);
+    float b[OUT];
+    for (int o = 0; o < OUT; o++) {
+        b[o] = (float)o;
+        for (int i = 0; i < IN; i++) {
+            float v = (float)((o + i) % 5 - 2) / 2.0f;
+            wf[o * IN + i] = v;
+            uint16_t bf = molmo_f32_to_bf16(v);
+            /* binary16 of -1, -0.5, 0, 0.5, 1 (sign, exponent 15 - k, no mantissa) */
+            uint16_t h = v == 0.0f ? 0 : (uint16_t)((v < 0 ? 0x8000 : 0) | (fabsf(v) == 1.0f ? 0x3C00 : 0x3800));
+            wb[2 * (o * IN + i)] = (unsigned char)(bf & 0xff);
+            wb[2 * (o * IN + i) + 1] = (unsigned char)(bf >> 8);
+            wh[2 * (o * IN + i)] = (unsigned char)(h & 0xff);
+            wh[2 * (o * IN + i) + 1] = (unsigned char)(h >> 8);
+        }
+    }
+    memcpy(wmis + 1, wf, sizeof(float) * OUT * IN);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < IN; i++) x[t * IN + i] = (float)((t + 1) * (i % 3 - 1));
+    struct molmo_arena a = {.cap = 1 << 20};
+    a.base = malloc(a.cap);
+    const struct {
+        const void *data;
+        enum molmo_dtype dt;
+    } w[] = {{wf, MOLMO_DTYPE_F32}, {wb, MOLMO_DTYPE_BF16}, {wh, MOLMO_DTYPE_F16},
+             {wmis + 1, MOLMO_DTYPE_F32}};
+    for (size_t k = 0; k < 4; k++) {
+        struct molmo_tensor tw = {.name = "w", .data = w[k].data, .dt = w[k].dt, .ndim = 2,
+                                  .shape = {OUT, IN}, .numel = OUT * IN};
+        molmo_linear(&a, y, x, T, &tw, b);
+        cr_assert_eq(a.used, 0, "scratch released");
+        for (int t = 0; t < T; t++) {
+            for (int o = 0; o < OUT; o++) {
+                double s = o;
+                for (int i = 0; i < IN; i++)
+                    s += (double)((t + 1) * (i % 3 - 1)) * ((o + i) % 5 - 2) / 2.0;
+                cr_assert_eq(y[t * OUT + o], (float)s, "%s (case %zu) y[%d][%d] = %g, want %g",
+                             molmo_dtype_name(w[k].dt), k, t, o, y[t * OUT + o], s);
+            }
+        }
+    }
+    free(a.base);
+    free(wf);
+    free(wb);
+    free(wh);
+    free(wmis);
+    free(x);
+    free(y);
+}
+
+/* The BF16 golden checkpoint stays BF16 in memory: its matrices are bound in place. */
+Test(kernels, a_bf16_checkpoint_is_not_expanded_to_f32) {
+    const char *g = jb_test_golden_or_skip();
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/molmo-tiny-olmo", g);
+    struct molmo_model *m = NULL;
+    struct jb_err err = {0};
+    struct molmo_load_opts o = {.max_seq = 64};
+    cr_assert_eq(molmo_model_load_weights(&m, dir, &o, &err), 0, "%s", err.msg);
+    cr_assert_eq(m->w.lm_head.dt, MOLMO_DTYPE_BF16);
+    cr_assert_eq(m->w.wte.dt, MOLMO_DTYPE_BF16);
+    cr_assert_eq(m->w.blocks[0].ff_proj.dt, MOLMO_DTYPE_BF16);
+    cr_assert_eq(m->w.vit[0].w1.dt, MOLMO_DTYPE_BF16);
+    cr_assert_eq(m->w.blocks[1].ff_proj.data,
+                 molmo_st_find(m->st, "model.transformer.blocks.1.ff_proj.weight")->data);
+    molmo_model_free_weights(m);
+}
