@@ -146,3 +146,50 @@ Test(engine_stages, llm_reproduces_prefill_logits_and_greedy_decoding) {
         molmo_model_free_weights(m);
     }
 }
+
+/* Buffers are sized at load for max_seq positions: a prompt of exactly max_seq tokens runs (the
+ * scratch arena must hold it), one more token is a clean error, as is a longer prompt. */
+Test(engine_stages, the_context_limit_is_an_error_not_an_overflow) {
+    const char *g = jb_test_golden_or_skip();
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/molmo-tiny-qwen2", g);
+    struct jb_npy ids = {0}, imf = {0}, idx = {0};
+    npy(&ids, cases[0], "input_ids.npy");
+    npy(&imf, cases[0], "image_features.npy");
+    npy(&idx, cases[0], "image_input_idx.npy");
+    int T = (int)ids.shape[0];
+    struct molmo_load_opts o = {.max_seq = T};
+    struct molmo_model *m = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(molmo_model_load_weights(&m, dir, &o, &err), 0, "%s", err.msg);
+    float *last = malloc((size_t)m->cfg.embedding_size * sizeof(float));
+    cr_assert_eq(molmo_llm_prefill(m, ids.data, T, imf.data, idx.data, (int)idx.shape[0], NULL,
+                                   last, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(molmo_llm_decode(m, 1, last, &err), JB_EINVAL);
+    cr_assert(strstr(err.msg, "context"), "%s", err.msg);
+    molmo_model_free_weights(m);
+    o.max_seq = T - 1;
+    cr_assert_eq(molmo_model_load_weights(&m, dir, &o, &err), 0, "%s", err.msg);
+    cr_assert_eq(molmo_llm_prefill(m, ids.data, T, imf.data, idx.data, (int)idx.shape[0], NULL,
+                                   last, &err),
+                 JB_EINVAL);
+    molmo_model_free_weights(m);
+    free(last);
+    jb_npy_free(&ids);
+    jb_npy_free(&imf);
+    jb_npy_free(&idx);
+}
+
+/* An id past [embedding; new_embedding] (264 + 128 rows for molmo-tiny-qwen2) is named. */
+Test(engine_stages, an_id_outside_the_embedding_tables_is_an_error) {
+    struct molmo_model *m = load(cases[0]);
+    const int32_t ids[] = {256, 264 + 127, 264 + 128};
+    float *last = malloc((size_t)m->cfg.embedding_size * sizeof(float));
+    struct jb_err err = {0};
+    cr_assert_eq(molmo_llm_prefill(m, ids, 2, NULL, NULL, 0, NULL, last, &err), 0, "%s", err.msg);
+    cr_assert_eq(molmo_llm_prefill(m, ids, 3, NULL, NULL, 0, NULL, last, &err), JB_EINVAL);
+    cr_assert(strstr(err.msg, "392"), "%s", err.msg);
+    free(last);
+    molmo_model_free_weights(m);
+}
