@@ -47,84 +47,114 @@ static int embed(const struct molmo_model *m, float *x, const int32_t *ids, int 
     return 0;
 }
 
-/* Runs T tokens at positions pos0.. through every block, appending to the KV cache; leaves the
- * final residual stream in x [T, d]. */
+/* Scratch of one forward over T tokens, from the arena. */
+struct llm_scratch {
+    float *xn, *qkv, *att, *tmp, *ffa, *ffh, *scores;
+    int fc, qc;  /* feed-forward rows per chunk, query rows per attention chunk */
+};
+
+/* §7.3 on u [T, d] at positions pos0..: appends post-RoPE k and v to layer l's cache and
+ * writes the sub-layer output (before any norm-after) to out [T, d]. */
+static void attention(struct molmo_model *m, int l, const float *u, float *out, int T, int pos0,
+                      const struct llm_scratch *s) {
+    const struct molmo_config *c = &m->cfg;
+    const struct molmo_llm_block *b = &m->w.blocks[l];
+    int d = c->d_model, H = c->n_heads, K = c->n_kv_heads, hd = c->head_dim;
+    int kvd = K * hd, qkvw = d + 2 * kvd;
+    float *qkv = s->qkv;
+    molmo_linear(&m->arena, qkv, u, T, &b->att_proj, b->qkv_b);
+    for (int t = 0; t < T; t++) {
+        float *qt = qkv + (size_t)t * qkvw, *kt = qt + d, *vt = kt + kvd;
+        if (c->qk_norm) { /* over the whole projection, not per head */
+            molmo_rmsnorm(qt, qt, b->q_norm, 1, d, c->norm_eps);
+            molmo_rmsnorm(kt, kt, b->k_norm, 1, kvd, c->norm_eps);
+        }
+        for (int h = 0; h < H; h++) rope(qt + h * hd, hd, pos0 + t, m->rope_inv_freq);
+        for (int h = 0; h < K; h++) rope(kt + h * hd, hd, pos0 + t, m->rope_inv_freq);
+        memcpy(kv_at(m, l, 0, pos0 + t), kt, (size_t)kvd * sizeof(float));
+        memcpy(kv_at(m, l, 1, pos0 + t), vt, (size_t)kvd * sizeof(float));
+    }
+    const float *kc = kv_at(m, l, 0, 0), *vc = kv_at(m, l, 1, 0);
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < H; h++) {
+        int g = h / (H / K);  /* GQA: query head h reads KV head h // (H/K) */
+        for (int t0 = 0; t0 < T; t0 += s->qc) {
+            int nq = T - t0 < s->qc ? T - t0 : s->qc;
+            int nk = pos0 + t0 + nq;  /* causal: later queries see more keys */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale,
+                        qkv + (size_t)t0 * qkvw + h * hd, qkvw, kc + g * hd, kvd, 0.0f,
+                        s->scores, nk);
+            for (int i = 0; i < nq; i++) {
+                float *row = s->scores + (size_t)i * nk;
+                int vis = pos0 + t0 + i + 1;
+                molmo_softmax(row, vis);
+                for (int j = vis; j < nk; j++) row[j] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, s->scores,
+                        nk, vc + g * hd, kvd, 0.0f, s->att + (size_t)t0 * d + h * hd, d);
+        }
+    }
+    molmo_linear(&m->arena, out, s->att, T, &b->attn_out, NULL);
+}
+
+/* §7.4 dense feed-forward on u [T, d] -> out [T, d], in chunks of fc rows:
+ * a = u·ff_projᵀ; silu(a[I/2:]) ⊙ a[:I/2] -> ff_out. (A mixture-of-experts block, §7.5, would
+ * be a second function with this signature.) */
+static void ffn_dense(struct molmo_model *m, const struct molmo_llm_block *b, const float *u,
+                      float *out, int T, const struct llm_scratch *s) {
+    int d = m->cfg.d_model, FF = m->cfg.ffn_rows, FFh = FF / 2;
+    for (int t0 = 0; t0 < T; t0 += s->fc) {
+        int n = T - t0 < s->fc ? T - t0 : s->fc;
+        molmo_linear(&m->arena, s->ffa, u + (size_t)t0 * d, n, &b->ff_proj, NULL);
+        for (int t = 0; t < n; t++) {
+            const float *up = s->ffa + (size_t)t * FF, *gate = up + FFh;
+            float *h = s->ffh + (size_t)t * FFh;
+            for (int i = 0; i < FFh; i++) h[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+        }
+        molmo_linear(&m->arena, out + (size_t)t0 * d, s->ffh, n, &b->ff_out, NULL);
+    }
+}
+
+/* Runs T tokens at positions pos0.. through every block (§7.6), appending to the KV cache;
+ * leaves the final residual stream in x [T, d]. */
 static void blocks_forward(struct molmo_model *m, float *x, int T, int pos0) {
     const struct molmo_config *c = &m->cfg;
     struct molmo_arena *a = &m->arena;
-    int d = c->d_model, H = c->n_heads, K = c->n_kv_heads, hd = c->head_dim;
-    int kvd = K * hd, qkvw = d + 2 * kvd, FF = c->ffn_rows, FFh = FF / 2;
-    int S = pos0 + T;  /* keys visible to the last query */
+    int d = c->d_model, kvd = c->n_kv_heads * c->head_dim, FF = c->ffn_rows;
     size_t mark = molmo_arena_mark(a);
-    float *xn = ALLOC(a, (size_t)T * d), *qkv = ALLOC(a, (size_t)T * qkvw);
-    float *att = ALLOC(a, (size_t)T * d), *tmp = ALLOC(a, (size_t)T * d);
-    int fc = T < MOLMO_FFN_CHUNK ? T : MOLMO_FFN_CHUNK;
-    int qc = T < MOLMO_ATT_CHUNK ? T : MOLMO_ATT_CHUNK;
-    float *ffa = ALLOC(a, (size_t)fc * FF), *ffh = ALLOC(a, (size_t)fc * FFh);
-    float *scores = ALLOC(a, (size_t)qc * S);
-    if (!xn || !qkv || !att || !tmp || !ffa || !ffh || !scores) __builtin_trap(); /* sized at load */
-    float scale = 1.0f / sqrtf((float)hd);
+    struct llm_scratch s = {
+        .fc = T < MOLMO_FFN_CHUNK ? T : MOLMO_FFN_CHUNK,
+        .qc = T < MOLMO_ATT_CHUNK ? T : MOLMO_ATT_CHUNK,
+    };
+    s.xn = ALLOC(a, (size_t)T * d);
+    s.qkv = ALLOC(a, (size_t)T * (d + 2 * kvd));
+    s.att = ALLOC(a, (size_t)T * d);
+    s.tmp = ALLOC(a, (size_t)T * d);
+    s.ffa = ALLOC(a, (size_t)s.fc * FF);
+    s.ffh = ALLOC(a, (size_t)s.fc * (FF / 2));
+    s.scores = ALLOC(a, (size_t)s.qc * (pos0 + T));
+    /* the arena is sized at load for max_seq tokens and T + pos0 <= max_seq was checked */
+    if (!s.xn || !s.qkv || !s.att || !s.tmp || !s.ffa || !s.ffh || !s.scores) __builtin_trap();
     for (int l = 0; l < c->n_layers; l++) {
         const struct molmo_llm_block *b = &m->w.blocks[l];
-        /* attention sub-layer (§7.3): pre-norm reads RMS(x), norm-after the raw stream */
+        /* pre-norm: x += f(RMS(x)); norm-after: x += RMS(f(x)) */
         const float *u = x;
         if (!c->norm_after) {
-            molmo_rmsnorm(xn, x, b->attn_norm, T, d, c->norm_eps);
-            u = xn;
+            molmo_rmsnorm(s.xn, x, b->attn_norm, T, d, c->norm_eps);
+            u = s.xn;
         }
-        molmo_linear(a, qkv, u, T, &b->att_proj, b->qkv_b);
-        for (int t = 0; t < T; t++) {
-            float *qt = qkv + (size_t)t * qkvw, *kt = qt + d, *vt = kt + kvd;
-            if (c->qk_norm) { /* over the whole projection, not per head */
-                molmo_rmsnorm(qt, qt, b->q_norm, 1, d, c->norm_eps);
-                molmo_rmsnorm(kt, kt, b->k_norm, 1, kvd, c->norm_eps);
-            }
-            for (int h = 0; h < H; h++) rope(qt + h * hd, hd, pos0 + t, m->rope_inv_freq);
-            for (int h = 0; h < K; h++) rope(kt + h * hd, hd, pos0 + t, m->rope_inv_freq);
-            memcpy(kv_at(m, l, 0, pos0 + t), kt, (size_t)kvd * sizeof(float));
-            memcpy(kv_at(m, l, 1, pos0 + t), vt, (size_t)kvd * sizeof(float));
-        }
-        const float *kc = kv_at(m, l, 0, 0), *vc = kv_at(m, l, 1, 0);
-        for (int h = 0; h < H; h++) {
-            int g = h / (H / K);  /* GQA: query head h reads KV head h // (H/K) */
-            for (int t0 = 0; t0 < T; t0 += qc) {
-                int nq = T - t0 < qc ? T - t0 : qc;
-                int nk = pos0 + t0 + nq;  /* causal: later queries see more keys */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale,
-                            qkv + (size_t)t0 * qkvw + h * hd, qkvw, kc + g * hd, kvd, 0.0f,
-                            scores, nk);
-                for (int i = 0; i < nq; i++) {
-                    float *s = scores + (size_t)i * nk;
-                    int vis = pos0 + t0 + i + 1;
-                    molmo_softmax(s, vis);
-                    for (int j = vis; j < nk; j++) s[j] = 0.0f;
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, scores,
-                            nk, vc + g * hd, kvd, 0.0f, att + (size_t)t0 * d + h * hd, d);
-            }
-        }
-        molmo_linear(a, tmp, att, T, &b->attn_out, NULL);
-        if (c->norm_after) molmo_rmsnorm(tmp, tmp, b->attn_norm, T, d, c->norm_eps);
-        for (size_t i = 0; i < (size_t)T * d; i++) x[i] += tmp[i];
+        attention(m, l, u, s.tmp, T, pos0, &s);
+        if (c->norm_after) molmo_rmsnorm(s.tmp, s.tmp, b->attn_norm, T, d, c->norm_eps);
+        for (size_t i = 0; i < (size_t)T * d; i++) x[i] += s.tmp[i];
 
-        /* feed-forward sub-layer (§7.4): a = u·ff_projᵀ; silu(a[I/2:]) ⊙ a[:I/2] -> ff_out */
         u = x;
         if (!c->norm_after) {
-            molmo_rmsnorm(xn, x, b->ff_norm, T, d, c->norm_eps);
-            u = xn;
+            molmo_rmsnorm(s.xn, x, b->ff_norm, T, d, c->norm_eps);
+            u = s.xn;
         }
-        for (int t0 = 0; t0 < T; t0 += fc) {
-            int n = T - t0 < fc ? T - t0 : fc;
-            molmo_linear(a, ffa, u + (size_t)t0 * d, n, &b->ff_proj, NULL);
-            for (int t = 0; t < n; t++) {
-                const float *up = ffa + (size_t)t * FF, *gate = up + FFh;
-                float *h = ffh + (size_t)t * FFh;
-                for (int i = 0; i < FFh; i++) h[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-            }
-            molmo_linear(a, tmp + (size_t)t0 * d, ffh, n, &b->ff_out, NULL);
-        }
-        if (c->norm_after) molmo_rmsnorm(tmp, tmp, b->ff_norm, T, d, c->norm_eps);
-        for (size_t i = 0; i < (size_t)T * d; i++) x[i] += tmp[i];
+        ffn_dense(m, b, u, s.tmp, T, &s);
+        if (c->norm_after) molmo_rmsnorm(s.tmp, s.tmp, b->ff_norm, T, d, c->norm_eps);
+        for (size_t i = 0; i < (size_t)T * d; i++) x[i] += s.tmp[i];
     }
     molmo_arena_reset(a, mark);
 }
