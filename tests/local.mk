@@ -67,3 +67,8 @@ tests_test_engine_generate_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_generate_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
 	$(CRITERION_LIBS) $(LIBS)
 tests_test_engine_generate_DEPENDENCIES = joulebench$(EXEEXT)
+
+check_PROGRAMS += tests/test-engine-dtypes
+tests_test_engine_dtypes_SOURCES = tests/test-engine-dtypes.c $(TEST_COMMON)
+tests_test_engine_dtypes_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_dtypes_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)

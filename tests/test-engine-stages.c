@@ -193,3 +193,24 @@ Test(engine_stages, an_id_outside_the_embedding_tables_is_an_error) {
     free(last);
     molmo_model_free_weights(m);
 }
+
+/* §5.6: a crop of nothing but -1 (the reference's batch padding) has all-zero features. */
+Test(engine_stages, a_padding_crop_has_zero_features) {
+    struct molmo_model *m = load(cases[0]);
+    size_t n = 576 * 588, fw = 576 * 128;
+    float *crop = malloc(n * sizeof(float)), *f = malloc(fw * sizeof(float)), cls[128];
+    for (size_t i = 0; i < n; i++) crop[i] = -1.0f;
+    for (size_t i = 0; i < fw; i++) f[i] = 1.0f;
+    struct jb_err err = {0};
+    cr_assert_eq(molmo_vit_forward(m, crop, f, cls, &err), 0, "%s", err.msg);
+    for (size_t i = 0; i < fw; i++) cr_assert_eq(f[i], 0.0f);
+    for (size_t i = 0; i < 128; i++) cr_assert_eq(cls[i], 0.0f);
+    crop[12345] = -0.5f; /* one real value: a real crop */
+    cr_assert_eq(molmo_vit_forward(m, crop, f, cls, &err), 0, "%s", err.msg);
+    size_t nz = 0;
+    for (size_t i = 0; i < fw; i++) nz += f[i] != 0.0f;
+    cr_assert_gt(nz, fw / 2);
+    free(crop);
+    free(f);
+    molmo_model_free_weights(m);
+}
