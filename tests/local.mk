@@ -49,3 +49,21 @@ tests_test_harness_LDADD = $(CRITERION_LIBS) $(LIBS)
 tests_test_harness_DEPENDENCIES = joulebench$(EXEEXT)
 
 EXTRA_DIST += tests/data
+
+check_PROGRAMS += tests/test-engine-stages
+tests_test_engine_stages_SOURCES = tests/test-engine-stages.c $(TEST_COMMON)
+tests_test_engine_stages_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_stages_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+check_PROGRAMS += tests/test-engine-corrupt
+tests_test_engine_corrupt_SOURCES = tests/test-engine-corrupt.c $(TEST_COMMON)
+tests_test_engine_corrupt_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_corrupt_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+# The whole-path tests also run `joulebench generate`.
+check_PROGRAMS += tests/test-engine-generate
+tests_test_engine_generate_SOURCES = tests/test-engine-generate.c $(TEST_COMMON)
+tests_test_engine_generate_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_generate_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
+	$(CRITERION_LIBS) $(LIBS)
+tests_test_engine_generate_DEPENDENCIES = joulebench$(EXEEXT)
