@@ -636,3 +636,98 @@ Test(powercap, fake_powercap_script_feeds_meters) {
               "%s", p.out);
     jb_test_proc_free(&p);
 }
+
+/* ---- joulebench measure on this machine, through the estimate ------------------------------- */
+
+Test(measure, estimate_is_labelled_in_text_and_json) {
+    char *dir = jb_test_tmpdir();
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' measure --meter estimate --tdp-w 120 --idle-s 0 --json '%s/m.json' -- "
+                    "sleep 1",
+                jb_test_bin(), dir);
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    cr_assert(strstr(p.err, "*** ESTIMATED") && strstr(p.err, "estimated:tdp-util") &&
+                  strstr(p.err, "TDP = 120 W"),
+              "%s", p.err);
+    /* every energy and power line carries '~' and 'estimated' */
+    for (const char *l = p.err; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) : strlen(l);
+        char buf[512];
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < 511 ? len : 511), l);
+        if (!strstr(buf, "***") && (strstr(buf, " J ") || strstr(buf, " W ")))
+            cr_assert(strchr(buf, '~') && strstr(buf, "estimated"), "unlabelled: %s", buf);
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/m.json", dir);
+    json_t *j = json_load_file(path, 0, NULL);
+    cr_assert_not_null(j);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "source")), "estimated");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "backend")), "estimate");
+    cr_assert(strstr(json_string_value(json_object_get(j, "model")), "P_idle"));
+    json_t *d0 = json_array_get(json_object_get(j, "domains"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(d0, "source")), "estimated");
+    /* between idle (0.3 x 120 = 36 W) and TDP (120 W) */
+    double w = jnum(j, "power_w_mean");
+    cr_assert(w >= 36.0 - 1e-9 && w <= 120.0 + 1e-9, "%.3f W", w);
+    json_decref(j);
+    jb_test_proc_free(&p);
+    jb_test_rmtree(dir);
+    free(dir);
+}
+
+Test(measure, returns_the_exit_status_of_the_command) {
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' measure --meter estimate --idle-s 0 -- sh -c 'exit 3'", jb_test_bin());
+    cr_assert_eq(p.status, 3, "%s", p.err);
+    cr_assert(strstr(p.err, "exit status 3"), "%s", p.err);
+    jb_test_proc_free(&p);
+    jb_test_run(&p, "'%s' measure --meter estimate --idle-s 0 -- /nonexistent/cmd", jb_test_bin());
+    cr_assert_eq(p.status, 127, "%s", p.err);
+    cr_assert(strstr(p.err, "cannot run '/nonexistent/cmd'"), "%s", p.err);
+    jb_test_proc_free(&p);
+}
+
+Test(measure, usage_errors_exit_2) {
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' measure", jb_test_bin());
+    cr_assert_eq(p.status, 2);
+    cr_assert(strstr(p.err, "no command to run"), "%s", p.err);
+    jb_test_proc_free(&p);
+    jb_test_run(&p, "'%s' measure --pue 0.5 -- true", jb_test_bin());
+    cr_assert_eq(p.status, 2);
+    cr_assert(strstr(p.err, "--pue"), "%s", p.err);
+    jb_test_proc_free(&p);
+    jb_test_run(&p, "'%s' measure --region XX --idle-s 0 -- true", jb_test_bin());
+    cr_assert_eq(p.status, 2);
+    cr_assert(strstr(p.err, "'XX'"), "%s", p.err);
+    jb_test_proc_free(&p);
+    jb_test_run(&p, "'%s' measure --meter nosuch --idle-s 0 -- true", jb_test_bin());
+    cr_assert_eq(p.status, 2);
+    cr_assert(strstr(p.err, "unknown meter 'nosuch'"), "%s", p.err);
+    jb_test_proc_free(&p);
+}
+
+Test(measure, grid_factor_and_pue_are_applied_and_named) {
+    char *dir = jb_test_tmpdir();
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' measure --meter estimate --tdp-w 100 --idle-s 0 --region DE "
+                    "--grid-g-per-kwh 250 --pue 1.5 --json '%s/m.json' -- true",
+                jb_test_bin(), dir);
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    cr_assert(strstr(p.err, "DE 250 g/kWh (--grid-g-per-kwh"), "%s", p.err);
+    char path[256];
+    snprintf(path, sizeof path, "%s/m.json", dir);
+    json_t *j = json_load_file(path, 0, NULL);
+    cr_assert_not_null(j);
+    json_t *c = json_object_get(j, "carbon");
+    cr_assert_float_eq(jnum(c, "g_per_kwh"), 250.0, 1e-12);
+    cr_assert_float_eq(jnum(c, "pue"), 1.5, 1e-12);
+    cr_assert(strstr(json_string_value(json_object_get(c, "source")), "--grid-g-per-kwh"));
+    /* g = J / 3.6e6 x 250 x 1.5 */
+    cr_assert_float_eq(jnum(j, "co2e_g"), jnum(j, "energy_j") / 3.6e6 * 250 * 1.5, 1e-12);
+    json_decref(j);
+    jb_test_proc_free(&p);
+    jb_test_rmtree(dir);
+    free(dir);
+}
