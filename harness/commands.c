@@ -11,6 +11,7 @@
 const struct harness_cmd *const harness_cmds[] = {
     &cmd_generate,
     &cmd_meters,
+    &cmd_measure,
     &cmd_tokenize,
     NULL,
 };

@@ -29,7 +29,9 @@ tests_test_engine_tokenizer_DEPENDENCIES = joulebench$(EXEEXT)
 check_PROGRAMS += tests/test-energy
 tests_test_energy_SOURCES = tests/test-energy.c $(TEST_COMMON)
 tests_test_energy_CFLAGS = $(TEST_CFLAGS)
-tests_test_energy_LDADD = $(ENERGY_LIBS) common/libjbcommon.a $(CRITERION_LIBS) $(LIBS)
+tests_test_energy_LDADD = $(ENERGY_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+# the CLI tests of the synthetic powercap tree run the program
+tests_test_energy_DEPENDENCIES = energy/libenergy.a common/libjbcommon.a joulebench$(EXEEXT)
 
 check_PROGRAMS += tests/test-evals
 tests_test_evals_SOURCES = tests/test-evals.c $(TEST_COMMON)
@@ -48,8 +50,6 @@ tests_test_harness_CFLAGS = $(TEST_CFLAGS)
 tests_test_harness_LDADD = $(CRITERION_LIBS) $(LIBS)
 tests_test_harness_DEPENDENCIES = joulebench$(EXEEXT)
 
-EXTRA_DIST += tests/data
-
 check_PROGRAMS += tests/test-engine-stages
 tests_test_engine_stages_SOURCES = tests/test-engine-stages.c $(TEST_COMMON)
 tests_test_engine_stages_CFLAGS = $(TEST_CFLAGS)
@@ -67,3 +67,4 @@ tests_test_engine_generate_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_generate_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
 	$(CRITERION_LIBS) $(LIBS)
 tests_test_engine_generate_DEPENDENCIES = joulebench$(EXEEXT)
+EXTRA_DIST += tests/data tests/fake-powercap.sh
