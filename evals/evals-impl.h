@@ -36,4 +36,38 @@ int evals_points_parse(const char *text, double **pts, size_t *n, int *n_element
 void evals_pointing_score(const char *text, const struct evals_region *regions, size_t n_regions,
                           int width, int height, struct evals_score *out);
 
+/* ------------------------------------------------------------------------------------------
+ * Registry and loaders */
+
+struct jb_err;
+struct evals_loader;
+typedef int (*evals_load_fn)(struct evals_loader *l, const char *dir, struct jb_err *err);
+
+struct evals_suite {
+    const char *name, *alias;
+    enum evals_domain domain;
+    evals_load_fn load;
+    enum evals_metric metric;
+    const char *style;
+    const char *split;
+    size_t n_expected;
+    bool comparable;
+    bool synthetic;
+    int max_new_tokens;
+    const char *layout;
+};
+
+int evals_load_chartqa(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_docvqa(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_infovqa(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_textvqa(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_vqav2(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_ai2d(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_jsonl(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_synth_count(struct evals_loader *l, const char *dir, struct jb_err *err);
+
+/* Writes an opaque cairo ARGB32 image (w x h, stride bytes a row) as an 8-bit RGB PNG. */
+int evals_png_write_argb32(const char *path, const unsigned char *px, int w, int h, int stride,
+                           struct jb_err *err);
+
 #endif /* EVALS_IMPL_H */

@@ -211,6 +211,25 @@ int evals_sample_score(const struct evals_sample *x, const char *generated,
                        struct evals_score *out, struct jb_err *err);
 
 /* ---------------------------------------------------------------------------------------------
+ * Predictions files (`joulebench score`): one JSON object a line,
+ * {"id", "prediction", "references": [...], "choices": [...]?}; for pointing_f1 the references
+ * are objects ({"circle": [cx, cy, r]}, {"box": [x0, y0, x1, y1]}, {"polygon": [x, y, ...]},
+ * each with an optional "point": [x, y], or a list of 0/1 rows) and "width", "height" give the
+ * image size in pixels. */
+
+struct evals_prediction;
+/* Parses one line (len bytes; `where` names it in messages, "preds.jsonl:7"). need_refs false:
+ * only id and prediction are read (the references come from a dataset). */
+int evals_prediction_parse(struct evals_prediction **out, const char *line, size_t len,
+                           const char *where, bool need_refs, enum evals_metric m,
+                           struct jb_err *err);
+void evals_prediction_free(struct evals_prediction *p);
+const char *evals_prediction_id(const struct evals_prediction *p);
+const char *evals_prediction_text(const struct evals_prediction *p);
+int evals_prediction_score(const struct evals_prediction *p, enum evals_metric m,
+                           struct evals_score *out, struct jb_err *err);
+
+/* ---------------------------------------------------------------------------------------------
  * Synthetic suites (evals.md §6) */
 
 struct evals_synth_opts {

@@ -10,6 +10,9 @@
 
 const struct harness_cmd *const harness_cmds[] = {
     &cmd_meters,
+    &cmd_suites,
+    &cmd_score,
+    &cmd_synth,
     NULL,
 };
 

@@ -29,5 +29,8 @@ int harness_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *harness_version_string(void);
 
 extern const struct harness_cmd cmd_meters;
+extern const struct harness_cmd cmd_score;
+extern const struct harness_cmd cmd_suites;
+extern const struct harness_cmd cmd_synth;
 
 #endif /* HARNESS_H */

@@ -2,6 +2,9 @@ noinst_LIBRARIES += harness/libharness.a
 harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 harness_libharness_a_SOURCES = \
 	harness/cmd-meters.c \
+	harness/cmd-score.c \
+	harness/cmd-suites.c \
+	harness/cmd-synth.c \
 	harness/commands.c \
 	harness/harness.h
 # The modules' libraries in dependency order (harness first), then the system libraries.
