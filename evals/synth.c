@@ -337,7 +337,7 @@ static int synth_chart(struct synth *S, int n, int *n_q, struct jb_err *err) {
                 snprintf(q, sizeof q, "Which category has the highest value?");
                 snprintf(a, sizeof a, "%s", words[idx[imax]]);
             } else if (t[k] == 2) {
-                int p2[2];
+                int p2[7];
                 shuffle_pick(S, p2, nc, 2);
                 snprintf(q, sizeof q, "What is the difference between %s and %s?",
                          words[idx[p2[0]]], words[idx[p2[1]]]);

@@ -35,3 +35,9 @@ tests_test_harness_LDADD = $(CRITERION_LIBS) $(LIBS)
 tests_test_harness_DEPENDENCIES = joulebench$(EXEEXT)
 
 EXTRA_DIST += tests/data
+
+check_PROGRAMS += tests/test-evals-data
+tests_test_evals_data_SOURCES = tests/test-evals-data.c $(TEST_COMMON)
+tests_test_evals_data_CFLAGS = $(TEST_CFLAGS)
+tests_test_evals_data_LDADD = $(EVALS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+tests_test_evals_data_DEPENDENCIES = joulebench$(EXEEXT)
