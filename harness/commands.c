@@ -13,6 +13,7 @@ const struct harness_cmd *const harness_cmds[] = {
     &cmd_suites,
     &cmd_score,
     &cmd_synth,
+    &cmd_tokenize,
     NULL,
 };
 

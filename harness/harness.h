@@ -32,5 +32,6 @@ extern const struct harness_cmd cmd_meters;
 extern const struct harness_cmd cmd_score;
 extern const struct harness_cmd cmd_suites;
 extern const struct harness_cmd cmd_synth;
+extern const struct harness_cmd cmd_tokenize;
 
 #endif /* HARNESS_H */

@@ -5,6 +5,7 @@ harness_libharness_a_SOURCES = \
 	harness/cmd-score.c \
 	harness/cmd-suites.c \
 	harness/cmd-synth.c \
+	harness/cmd-tokenize.c \
 	harness/commands.c \
 	harness/harness.h
 # The modules' libraries in dependency order (harness first), then the system libraries.
