@@ -188,6 +188,9 @@ size_t evals_loader_n_samples(const struct evals_loader *l);
 const char *evals_loader_layout(const struct evals_loader *l); /* which layout was found */
 size_t evals_loader_n_bad(const struct evals_loader *l);
 const char *evals_loader_bad(const struct evals_loader *l, size_t i); /* "file:line: why" */
+/* SHA-256 (hex) over the bytes of every annotation file read, in reading order (images are not
+ * included): the dataset digest a result record carries. */
+const char *evals_loader_digest(const struct evals_loader *l);
 /* The sample with that id, or NULL. */
 const struct evals_sample *evals_loader_find(const struct evals_loader *l, const char *id);
 
@@ -205,7 +208,8 @@ size_t evals_sample_n_choices(const struct evals_sample *x);
 const char *evals_sample_choice(const struct evals_sample *x, size_t i);
 int evals_sample_width(const struct evals_sample *x);  /* 0 when unknown */
 int evals_sample_height(const struct evals_sample *x);
-const char *evals_sample_subset(const struct evals_sample *x); /* "human", "augmented", or "" */
+/* "human"/"augmented" (ChartQA), "degraded" (MMMU items sent without their image), or "". */
+const char *evals_sample_subset(const struct evals_sample *x);
 /* Scores generated text against this sample (evals_score_text with its references). */
 int evals_sample_score(const struct evals_sample *x, const char *generated,
                        struct evals_score *out, struct jb_err *err);

@@ -10,6 +10,7 @@
 #include "common/jb-mmap.h"
 
 #include <jansson.h>
+#include <nettle/sha2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,8 @@ struct evals_loader {
     char **bad;
     size_t n_bad;
     char layout[512];
+    struct sha256_ctx sha; /* over every annotation file read, in order */
+    char digest[65];
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -423,6 +426,26 @@ static int bad(struct evals_loader *l, struct jb_err *err, const char *fmt, ...)
 
 static bool full(const struct evals_loader *l) { return l->opts.limit && l->n >= l->opts.limit; }
 
+/* Reads an annotation file whole, adding its bytes to the dataset digest. */
+static int read_all(struct evals_loader *l, const char *path, char **buf, size_t *len,
+                    struct jb_err *err) {
+    size_t n = 0;
+    int rc = jb_file_read_all(path, buf, &n, err);
+    if (rc == 0) sha256_update(&l->sha, n, (const uint8_t *)*buf);
+    if (len) *len = n;
+    return rc;
+}
+
+static int load_json(struct evals_loader *l, const char *path, json_t **out, struct jb_err *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    *out = NULL;
+    int rc = read_all(l, path, &buf, &len, err);
+    if (rc == 0) rc = jb_json_load_text(buf, len, path, out, err);
+    free(buf);
+    return rc;
+}
+
 /* Checks the image and adds the sample, or reports the record as bad. 0, 1 (skipped) or < 0. */
 static int finish(struct evals_loader *l, struct sample_in *in, const char *where,
                   struct jb_err *err) {
@@ -479,7 +502,7 @@ int evals_load_chartqa(struct evals_loader *l, const char *dir, struct jb_err *e
             free(file);
             break;
         }
-        rc = jb_json_load_file(file, &root, err);
+        rc = load_json(l, file, &root, err);
         if (rc == 0 && !json_is_array(root))
             rc = jb_err_set(err, JB_EFORMAT, "%s: should be a list of {imgname, query, label}",
                             file);
@@ -534,7 +557,7 @@ static int load_rrc(struct evals_loader *l, const char *dir, const char *const *
     }
     snprintf(l->layout, sizeof l->layout, "RRC JSON (%s)", file);
     json_t *root = NULL;
-    int rc = jb_json_load_file(file, &root, err);
+    int rc = load_json(l, file, &root, err);
     const json_t *data = rc ? NULL : json_object_get(root, "data");
     if (rc == 0 && !json_is_array(data))
         rc = jb_err_set(err, JB_EFORMAT, "%s: no 'data' list", file);
@@ -603,7 +626,7 @@ int evals_load_textvqa(struct evals_loader *l, const char *dir, struct jb_err *e
                           l->suite->layout);
     snprintf(l->layout, sizeof l->layout, "TextVQA JSON (%s)", file);
     json_t *root = NULL;
-    int rc = jb_json_load_file(file, &root, err);
+    int rc = load_json(l, file, &root, err);
     const json_t *data = rc ? NULL : json_object_get(root, "data");
     if (rc == 0 && !json_is_array(data))
         rc = jb_err_set(err, JB_EFORMAT, "%s: no 'data' list", file);
@@ -665,7 +688,7 @@ int evals_load_vqav2(struct evals_loader *l, const char *dir, struct jb_err *err
         goto out;
     }
     snprintf(l->layout, sizeof l->layout, "VQA v2 JSON (%s)", dir);
-    if ((rc = jb_json_load_file(qf, &qroot, err)) || (rc = jb_json_load_file(af, &aroot, err)))
+    if ((rc = load_json(l, qf, &qroot, err)) || (rc = load_json(l, af, &aroot, err)))
         goto out;
     const json_t *qs = json_object_get(qroot, "questions"), *as = json_object_get(aroot, "annotations");
     if (!json_is_array(qs) || !json_is_array(as)) {
@@ -749,7 +772,7 @@ int evals_load_ai2d(struct evals_loader *l, const char *dir, struct jb_err *err)
     }
     snprintf(l->layout, sizeof l->layout, "AI2D release (%s, %s)", base, ids_file);
     char *ids = NULL;
-    int rc = jb_file_read_all(ids_file, &ids, NULL, err);
+    int rc = read_all(l, ids_file, &ids, NULL, err);
     char *save = NULL;
     size_t line = 0;
     for (char *t = rc ? NULL : strtok_r(ids, "\r\n", &save); t && rc == 0 && !full(l);
@@ -764,7 +787,7 @@ int evals_load_ai2d(struct evals_loader *l, const char *dir, struct jb_err *err)
             rc = jb_err_set(err, JB_ENOMEM, "out of memory");
         } else if (!readable(qfile)) {
             rc = bad(l, err, "%s:%zu: question file %s not found", ids_file, line, qfile);
-        } else if ((rc = jb_json_load_file(qfile, &root, err)) == 0) {
+        } else if ((rc = load_json(l, qfile, &root, err)) == 0) {
             const json_t *qs = json_object_get(root, "questions");
             const char *text;
             const json_t *qv;
@@ -898,6 +921,17 @@ static int jsonl_record(struct evals_loader *l, enum rec_kind kind, const json_t
             rc = bad(l, err, "%s: options/choices should be a list of strings", where);
             goto out;
         }
+        if (kind == REC_MMMU) {
+            /* evals.md §5: options that are images themselves cannot be sent; such items go
+             * without an image and are tagged degraded */
+            size_t n_img = 0;
+            for (size_t i = 0; i < in.n_choices; i++) n_img += strstr(in.choices[i], "<image") != NULL;
+            if (n_img > 1) {
+                free(image);
+                image = NULL;
+                in.subset = "degraded";
+            }
+        }
         const char *qt = json_string_value(json_object_get(r, "question_type"));
         bool mc;
         if (kind == REC_REALWORLDQA) mc = single_letter(ref); /* options are in the question */
@@ -952,7 +986,7 @@ static int jsonl_file(struct evals_loader *l, const char *file, enum rec_kind ki
                       struct jb_err *err) {
     char *buf = NULL, *base = NULL;
     size_t len = 0;
-    int rc = jb_file_read_all(file, &buf, &len, err);
+    int rc = read_all(l, file, &buf, &len, err);
     if (rc) return rc;
     const char *slash = strrchr(file, '/');
     base = slash ? strndup(file, (size_t)(slash - file)) : strdup(".");
@@ -1037,7 +1071,11 @@ int evals_loader_open(struct evals_loader **out, const struct evals_suite *s, co
     if (!l) return jb_err_set(err, JB_ENOMEM, "out of memory");
     l->suite = s;
     if (o) l->opts = *o;
+    sha256_init(&l->sha);
     int rc = s->load(l, dir, err);
+    uint8_t d[SHA256_DIGEST_SIZE];
+    sha256_digest(&l->sha, sizeof d, d);
+    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) snprintf(l->digest + 2 * i, 3, "%02x", d[i]);
     if (rc == 0 && l->n == 0)
         rc = jb_err_set(err, JB_EFORMAT, "%s: no usable %s samples (%zu bad)", dir, s->name,
                         l->n_bad);
@@ -1067,6 +1105,7 @@ void evals_loader_rewind(struct evals_loader *l) { l->pos = 0; }
 size_t evals_loader_n_samples(const struct evals_loader *l) { return l->n; }
 const char *evals_loader_layout(const struct evals_loader *l) { return l->layout; }
 size_t evals_loader_n_bad(const struct evals_loader *l) { return l->n_bad; }
+const char *evals_loader_digest(const struct evals_loader *l) { return l->digest; }
 const char *evals_loader_bad(const struct evals_loader *l, size_t i) {
     return i < l->n_bad ? l->bad[i] : NULL;
 }

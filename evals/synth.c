@@ -55,6 +55,7 @@ struct synth {
     char font_sha[65];
     const char *font_path;
     json_t *files;  /* manifest: {relative path: sha256} of the current suite */
+    json_t *questions; /* questions.jsonl of the current suite (evals.md §6) */
     char suite_dir[4096];
 };
 
@@ -160,6 +161,16 @@ static int write_jsonl(struct synth *S, const char *rel, const json_t *arr, stru
     rc = write_text(S, rel, buf, err);
     free(buf);
     return rc;
+}
+
+/* One line of questions.jsonl: {id, image, question, answers, metric, meta}; takes answers and
+ * meta over. The id is the one the suite's loader gives the sample. */
+static void add_question(struct synth *S, const char *id, const char *image, const char *q,
+                         json_t *answers, const char *metric, json_t *meta) {
+    json_array_append_new(S->questions,
+                          json_pack("{s:s, s:s, s:s, s:o, s:s, s:o}", "id", id, "image", image,
+                                    "question", q, "answers", answers, "metric", metric, "meta",
+                                    meta ? meta : json_object()));
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -348,6 +359,10 @@ static int synth_chart(struct synth *S, int n, int *n_q, struct jb_err *err) {
                 snprintf(q, sizeof q, "What is the sum of all values?");
                 snprintf(a, sizeof a, "%d", sum);
             }
+            char qid[32];
+            snprintf(qid, sizeof qid, "human-%zu", json_array_size(qs));
+            add_question(S, qid, rel, q, json_pack("[s]", a), "relaxed_accuracy",
+                         json_pack("{s:s, s:i}", "chart", bar ? "bar" : "line", "template", t[k]));
             json_array_append_new(qs, json_pack("{s:s, s:s, s:s}", "imgname", img, "query", q,
                                                 "label", a));
         }
@@ -468,6 +483,11 @@ static int synth_doc(struct synth *S, int n, int *n_q, struct jb_err *err) {
             char q[128];
             if (fields[f].role) snprintf(q, sizeof q, "Who is the %s?", fields[f].role);
             else snprintf(q, sizeof q, "What is the %s?", fields[f].key);
+            char qids[32];
+            snprintf(qids, sizeof qids, "%d", qid);
+            add_question(S, qids, rel, q, json_pack("[s]", vals[pick[k]]), "anls",
+                         json_pack("{s:s, s:s}", "page", receipt ? "receipt" : "form", "key",
+                                   fields[f].key));
             json_array_append_new(
                 data, json_pack("{s:i, s:s, s:s, s:s, s:[s], s:[s]}", "questionId", qid++,
                                 "question", q, "image", rel, "docId", rel + 10, "answers",
@@ -572,6 +592,10 @@ static int synth_count(struct synth *S, int n, int *n_q, struct jb_err *err) {
         snprintf(label, sizeof label, "%s %ss", colours[cc], shapes[ck]);
         snprintf(q, sizeof q, "How many %s %ss are there?", colours[cc], shapes[ck]);
         snprintf(id, sizeof id, "count-%04d", im);
+        char cnt[16];
+        snprintf(cnt, sizeof cnt, "%d", count);
+        add_question(S, id, rel, q, json_pack("[s]", cnt), "exact_count",
+                     json_pack("{s:i}", "n_shapes", placed));
         json_array_append_new(counts, json_pack("{s:s, s:s, s:s, s:i, s:{s:o, s:o}, s:s, s:i, "
                                                 "s:i}", "id", id, "image", rel, "label", label,
                                                 "count", count, "points", "x", xs, "y", ys,
@@ -584,6 +608,8 @@ static int synth_count(struct synth *S, int n, int *n_q, struct jb_err *err) {
         json_t *pt = json_object_get(m, "point");
         json_t *pts = pt ? json_pack("[O]", pt)
                          : json_pack("[[i, i]]", sh[0].x + sh[0].s / 2, sh[0].y + sh[0].s / 2);
+        add_question(S, id, rel, q, json_array(), "pointing_f1",
+                     json_pack("{s:O, s:i, s:i}", "mask", m, "width", W, "height", H));
         json_array_append_new(points, json_pack("{s:s, s:s, s:s, s:o, s:[o], s:s, s:i, s:i}",
                                                 "id", id, "image", rel, "label", label, "points",
                                                 pts, "masks", m, "question", q, "width", W,
@@ -640,7 +666,10 @@ int evals_synth_write(const char *out_dir, const struct evals_synth_opts *o,
         if ((rc = mkdirs(sub, err))) break;
         seed_rng(&S, suite_names[s], o->seed);
         S.files = json_object();
+        S.questions = json_array();
         rc = gen[s](&S, n, &res->n_questions[s], err);
+        if (rc == 0) rc = write_jsonl(&S, "questions.jsonl", S.questions, err);
+        json_decref(S.questions);
         res->n_images[s] = n;
         if (rc == 0) {
             char ver[32];

@@ -8,6 +8,7 @@
 #include "common/jb-err.h"
 #include "tests/jb-test.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,4 +457,73 @@ Test(cli, synth_writes_three_suites) {
     jb_test_run(&p, "'%s' synth --out '%s/o' --n 0", jb_test_bin(), tmp);
     cr_assert_eq(p.status, 2);
     jb_test_proc_free(&p);
+}
+
+
+
+/* evals.md §6: regenerate and compare with the digests recorded in tests/data. This is a
+ * reproducibility check against an earlier run (not a correctness oracle): with the recorded
+ * cairo/FreeType/zlib versions a mismatch is an error; with others it is only reported. */
+Test(synth, digests_match_the_recorded_run_for_the_same_library_versions) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/synth-seed0-n2.json", jb_test_data_dir());
+    json_error_t je;
+    json_t *want = json_load_file(path, 0, &je);
+    cr_assert_not_null(want, "%s: %s", path, je.text);
+    gen("g", 0, 2);
+    snprintf(path, sizeof path, "%s/g/synth-chart/manifest.json", tmp);
+    json_t *m = json_load_file(path, 0, &je);
+    cr_assert_not_null(m);
+    bool same_libs = json_equal(json_object_get(m, "libraries"), json_object_get(want, "libraries"));
+    const char *suite;
+    json_t *digest;
+    json_object_foreach(json_object_get(want, "manifests"), suite, digest) {
+        char hex[65];
+        snprintf(path, sizeof path, "%s/g/%s/manifest.json", tmp, suite);
+        cr_assert_eq(evals_sha256_file(path, hex, NULL), 0);
+        if (strcmp(hex, json_string_value(digest)) == 0) continue;
+        if (same_libs)
+            cr_assert_fail("%s: manifest digest %s, recorded %s with the same cairo, FreeType "
+                           "and zlib: the output is not deterministic", suite, hex,
+                           json_string_value(digest));
+        cr_log_warn("%s: digests differ from the recorded run, made with other library "
+                    "versions (see manifest.json 'libraries')", suite);
+    }
+    json_decref(m);
+    json_decref(want);
+}
+
+Test(loaders, options_limit_no_style_and_the_dataset_digest) {
+    put("test.jsonl", "{\"image\": \"a.jpg\", \"question\": \"How many?\", \"number\": 2}\n"
+                      "{\"image\": \"a.jpg\", \"question\": \"And now?\", \"number\": 3}\n");
+    put("a.jpg", "x");
+    struct jb_err err = {0};
+    struct evals_loader *l = NULL;
+    struct evals_loader_opts o = {.limit = 1, .no_style = true};
+    cr_assert_eq(evals_loader_open(&l, evals_suite_find("countbenchqa"), tmp, &o, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(evals_loader_n_samples(l), 1);
+    cr_assert_str_eq(evals_sample_prompt(nth(l, 0)), "How many?");
+    char d1[65];
+    snprintf(d1, sizeof d1, "%s", evals_loader_digest(l));
+    evals_loader_close(l);
+    /* SHA-256 of the annotation file's bytes (FIPS 180-2 over the text written above) */
+    char path[4096], hex[65];
+    snprintf(path, sizeof path, "%s/test.jsonl", tmp);
+    /* with a limit the whole file was still read: the digest is the file's */
+    evals_sha256_file(path, hex, NULL);
+    cr_assert_str_eq(d1, hex);
+}
+
+Test(loaders, mmmu_items_with_image_options_go_without_an_image) {
+    put("validation.jsonl",
+        "{\"id\": \"v_1\", \"question\": \"Which? <image 1>\", \"options\": "
+        "[\"<image 2>\", \"<image 3>\"], \"answer\": \"A\", \"question_type\": "
+        "\"multiple-choice\", \"image_1\": \"1.png\"}\n");
+    put("1.png", "x");
+    struct evals_loader *l = open_ok("mmmu", false);
+    const struct evals_sample *x = nth(l, 0);
+    cr_assert_null(evals_sample_image_path(x));
+    cr_assert_str_eq(evals_sample_subset(x), "degraded");
+    evals_loader_close(l);
 }
