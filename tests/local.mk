@@ -1,4 +1,5 @@
 # One Criterion binary per module; each links its module's library only.
+EXTRA_DIST += tests/data tests/fake-powercap.sh
 TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(JANSSON_CFLAGS)
 TEST_COMMON = tests/jb-test.c tests/jb-test.h
 
@@ -67,4 +68,8 @@ tests_test_engine_generate_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_generate_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
 	$(CRITERION_LIBS) $(LIBS)
 tests_test_engine_generate_DEPENDENCIES = joulebench$(EXEEXT)
-EXTRA_DIST += tests/data tests/fake-powercap.sh
+check_PROGRAMS += tests/test-evals-data
+tests_test_evals_data_SOURCES = tests/test-evals-data.c $(TEST_COMMON)
+tests_test_evals_data_CFLAGS = $(TEST_CFLAGS)
+tests_test_evals_data_LDADD = $(EVALS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+tests_test_evals_data_DEPENDENCIES = joulebench$(EXEEXT)
