@@ -12,6 +12,11 @@ tests_test_engine_SOURCES = tests/test-engine.c $(TEST_COMMON)
 tests_test_engine_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 
+check_PROGRAMS += tests/test-engine-torchbin
+tests_test_engine_torchbin_SOURCES = tests/test-engine-torchbin.c $(TEST_COMMON)
+tests_test_engine_torchbin_CFLAGS = $(TEST_CFLAGS) $(ZLIB_CFLAGS)
+tests_test_engine_torchbin_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
 check_PROGRAMS += tests/test-energy
 tests_test_energy_SOURCES = tests/test-energy.c $(TEST_COMMON)
 tests_test_energy_CFLAGS = $(TEST_CFLAGS)
