@@ -68,17 +68,26 @@ struct tz_entry {
 };
 
 struct tz_opts {
-    bool zip64;     /* central sizes/offset as 0xFFFFFFFF + zip64 extra; zip64 end records */
-    bool unaligned; /* no padding: data at an odd offset */
+    bool zip64;        /* central sizes/offset as 0xFFFFFFFF + zip64 extra; zip64 end records */
+    bool unaligned;    /* no padding: data at an odd offset */
+    uint64_t gap;      /* a hole of this many bytes before entry gap_before (see write_sparse) */
+    size_t gap_before;
 };
 
-static void build_zip(struct buf *z, const struct tz_entry *e, size_t n, struct tz_opts o) {
-    uint64_t *off = calloc(n, sizeof *off);
+/* Appends the archive to z. With o.gap, the offsets written assume gap bytes (a hole) before
+ * entry o.gap_before, which starts at z->p + *split in the buffer. */
+static void build_zip_split(struct buf *z, const struct tz_entry *e, size_t n, struct tz_opts o,
+                            size_t *split) {
+    uint64_t *off = calloc(n, sizeof *off), shift = 0;
     for (size_t i = 0; i < n; i++) {
-        off[i] = z->n;
+        if (o.gap && i == o.gap_before) {
+            *split = z->n;
+            shift = o.gap;
+        }
+        off[i] = z->n + shift;
         size_t nl = strlen(e[i].name);
         /* torch pads the extra field with an "FB" block so that data starts on 64 bytes. */
-        size_t base = z->n + 30 + nl, xl;
+        uint64_t base = z->n + shift + 30 + nl, xl;
         if (o.unaligned) xl = base % 2 ? 0 : 5; /* data at an odd offset */
         else xl = 4 + (64 - (base + 4) % 64) % 64;
         uint32_t crc = (uint32_t)crc32(0L, e[i].data, (uInt)e[i].len);
@@ -100,7 +109,7 @@ static void build_zip(struct buf *z, const struct tz_entry *e, size_t n, struct 
         }
         put(z, e[i].data, e[i].len);
     }
-    uint64_t cd = z->n;
+    uint64_t cd = z->n + shift;
     for (size_t i = 0; i < n; i++) {
         size_t nl = strlen(e[i].name);
         put32(z, 0x02014b50u);
@@ -128,9 +137,9 @@ static void build_zip(struct buf *z, const struct tz_entry *e, size_t n, struct 
             put64(z, off[i]);
         }
     }
-    uint64_t cd_size = z->n - cd;
+    uint64_t cd_size = z->n + shift - cd;
     if (o.zip64) {
-        uint64_t rec = z->n;
+        uint64_t rec = z->n + shift;
         put32(z, 0x06064b50u);
         put64(z, 44);
         put16(z, 45);
@@ -155,6 +164,10 @@ static void build_zip(struct buf *z, const struct tz_entry *e, size_t n, struct 
     put32(z, o.zip64 ? 0xffffffffu : (uint32_t)cd);
     put16(z, 0);
     free(off);
+}
+
+static void build_zip(struct buf *z, const struct tz_entry *e, size_t n, struct tz_opts o) {
+    build_zip_split(z, e, n, o, NULL);
 }
 
 /* ---- pickle writer: the opcodes torch.save (protocol 2) emits ---- */
@@ -369,6 +382,47 @@ Test(torchbin, zip64_records_give_the_same_tensors) {
     free(path);
 }
 
+/* MolmoE-1B's file is 28.9 GB: storages past 4 GiB are reached through zip64 fields. A sparse
+ * file (a 5 GiB hole before the storage entry) keeps this instant and diskless. */
+Test(torchbin, storages_past_4_gib_are_found_through_zip64) {
+    struct buf pkl = {0};
+    pk_state_dict(&pkl, good_tensors, 1);
+    struct tz_entry e[] = {
+        {"archive/data.pkl", pkl.p, pkl.n, 0},
+        {"archive/data/0", s0, sizeof s0, 0},
+    };
+    const uint64_t gap = (uint64_t)5 << 30;
+    struct buf z = {0};
+    size_t split = 0;
+    build_zip_split(&z, e, 2, (struct tz_opts){.zip64 = true, .gap = gap, .gap_before = 1},
+                    &split);
+    char *path = NULL;
+    cr_assert(asprintf(&path, "%s/big.bin", tmp) > 0);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(z.p, 1, split, f), split);
+    cr_assert_eq(fseeko(f, (off_t)(split + gap), SEEK_SET), 0);
+    cr_assert_eq(fwrite(z.p + split, 1, z.n - split, f), z.n - split);
+    cr_assert_eq(fclose(f), 0);
+
+    struct molmo_torchbin *tb = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(molmo_torchbin_open(&tb, path, &err), 0, "%s", err.msg);
+    const struct molmo_torchbin_tensor *a = molmo_torchbin_find(tb, "a");
+    cr_assert(a);
+    /* local header at split + gap, 30 bytes, the 14-byte name, torch's padding to 64 */
+    uint64_t want = split + gap + 30 + strlen(e[1].name);
+    want = (want + 4 + 63) / 64 * 64;
+    cr_assert_eq((uint64_t)molmo_torchbin_file_offset(tb, a), want);
+    cr_assert_gt(want, (uint64_t)UINT32_MAX);
+    cr_log_info("storage data at file offset %llu", (unsigned long long)want);
+    cr_assert_eq(memcmp(a->data, s0, sizeof s0), 0);
+    molmo_torchbin_close(tb);
+    free(z.p);
+    free(pkl.p);
+    free(path);
+}
+
 Test(torchbin, misaligned_data_is_copied_not_used_in_place) {
     char *path = good_checkpoint((struct tz_opts){.unaligned = true});
     check_good(path, false);
@@ -403,6 +457,94 @@ Test(torchbin, ordered_dict_with_metadata_build_is_accepted) {
     cr_assert_eq(molmo_torchbin_open(&tb, path, &err), 0, "%s", err.msg);
     cr_assert_eq(molmo_torchbin_count(tb), 1);
     cr_assert_str_eq(molmo_torchbin_get(tb, 0)->name, "a");
+    molmo_torchbin_close(tb);
+    free(p.p);
+    free(path);
+}
+
+/* Protocol 4 framing (FRAME, SHORT_BINUNICODE, MEMOIZE, STACK_GLOBAL), the 4-argument
+ * _rebuild_tensor of old torch, and a 7th _rebuild_tensor_v2 argument (metadata dict) holding
+ * a list of a float, None and True: the remaining opcodes of the allowed set. */
+Test(torchbin, protocol_4_opcodes_and_old_rebuilds_are_read) {
+    struct buf p = {0};
+    put1(&p, 0x80);
+    put1(&p, 4);
+    put1(&p, 0x95); /* FRAME with a length hint */
+    put64(&p, 0);
+    put1(&p, '}');
+    put1(&p, 0x94); /* MEMOIZE -> memo 0 */
+    put1(&p, '(');
+    const char *sk[] = {"a", "torch._utils", "_rebuild_tensor", "storage", "torch", "FloatStorage",
+                        "0", "cpu"};
+    for (int i = 0; i < 3; i++) {
+        put1(&p, 0x8c);
+        put1(&p, (unsigned)strlen(sk[i]));
+        put(&p, sk[i], strlen(sk[i]));
+    }
+    put1(&p, 0x93); /* STACK_GLOBAL torch._utils._rebuild_tensor */
+    put1(&p, '(');
+    put1(&p, '(');
+    for (int i = 3; i < 6; i++) {
+        put1(&p, 0x8c);
+        put1(&p, (unsigned)strlen(sk[i]));
+        put(&p, sk[i], strlen(sk[i]));
+    }
+    put1(&p, 0x93); /* STACK_GLOBAL torch.FloatStorage: ("storage", cls, ...) */
+    pk_str(&p, sk[6]);
+    pk_str(&p, sk[7]);
+    pk_int(&p, 6);
+    put1(&p, 't');
+    put1(&p, 'Q');
+    pk_int(&p, 3); /* offset 3, shape [3], stride [1]: s0[3..5] */
+    pk_ints(&p, (const int64_t[]){3}, 1);
+    pk_ints(&p, (const int64_t[]){1}, 1);
+    put1(&p, 't');
+    put1(&p, 'R');
+    pk_str(&p, "b"); /* b = _rebuild_tensor_v2(..., False, {}, {'m': [1.5, None, True]}) */
+    pk_global(&p, "torch._utils", "_rebuild_tensor_v2");
+    put1(&p, '(');
+    put1(&p, '(');
+    pk_str(&p, "storage");
+    pk_global(&p, "torch", "FloatStorage");
+    pk_str(&p, "0");
+    pk_str(&p, "cpu");
+    put1(&p, 0x8a); /* LONG1 numel 6 in one byte */
+    put1(&p, 1);
+    put1(&p, 6);
+    put1(&p, 't');
+    put1(&p, 'Q');
+    pk_int(&p, 0);
+    pk_ints(&p, (const int64_t[]){6}, 1);
+    pk_ints(&p, (const int64_t[]){1}, 1);
+    put1(&p, 0x89);
+    put1(&p, '}');
+    put1(&p, '}');
+    pk_str(&p, "m");
+    put1(&p, ']');
+    put1(&p, '(');
+    put1(&p, 'G'); /* BINFLOAT 1.5 = 0x3FF8000000000000, big-endian */
+    put(&p, "\x3f\xf8\0\0\0\0\0\0", 8);
+    put1(&p, 'N');
+    put1(&p, 'e'); /* APPENDS */
+    put1(&p, 0x88);
+    put1(&p, 'a'); /* APPEND True */
+    put1(&p, 's');
+    put1(&p, 't');
+    put1(&p, 'R');
+    put1(&p, 'u');
+    put1(&p, '.');
+    char *path = write_checkpoint("p4.bin", &p, NULL, false, (struct tz_opts){0});
+    struct molmo_torchbin *tb = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(molmo_torchbin_open(&tb, path, &err), 0, "%s", err.msg);
+    cr_assert_eq(molmo_torchbin_count(tb), 2);
+    const struct molmo_torchbin_tensor *a = molmo_torchbin_get(tb, 0), *b = molmo_torchbin_get(tb, 1);
+    cr_assert_str_eq(a->name, "a");
+    cr_assert(a->ndim == 1 && a->shape[0] == 3 && a->nbytes == 12);
+    cr_assert_eq(memcmp(a->data, s0 + 3, 12), 0);
+    cr_assert_str_eq(b->name, "b");
+    cr_assert(b->ndim == 1 && b->shape[0] == 6);
+    cr_assert_eq(memcmp(b->data, s0, 24), 0);
     molmo_torchbin_close(tb);
     free(p.p);
     free(path);
@@ -567,6 +709,17 @@ Test(torchbin, a_storage_entry_of_the_wrong_size_is_an_error) {
     pk_state_dict(&p, &t, 1);
     char *path = write_checkpoint("size.bin", &p, NULL, false, (struct tz_opts){0});
     expect_error(path, JB_EFORMAT, "holds 24 bytes", "7 F32 elements");
+    free(p.p);
+    free(path);
+
+    /* a larger entry than the persistent id says is as suspect as a smaller one */
+    t.numel = 5;
+    t.shape[1] = 2;
+    t.stride[0] = 2;
+    p = (struct buf){0};
+    pk_state_dict(&p, &t, 1);
+    path = write_checkpoint("size.bin", &p, NULL, false, (struct tz_opts){0});
+    expect_error(path, JB_EFORMAT, "holds 24 bytes", "5 F32 elements");
     free(p.p);
     free(path);
 }
