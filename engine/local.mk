@@ -1,6 +1,6 @@
 noinst_LIBRARIES += engine/libengine.a
 engine_libengine_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS) \
-	$(JPEG_CFLAGS) $(PCRE2_CFLAGS) $(UTF8PROC_CFLAGS)
+	$(JPEG_CFLAGS) $(PCRE2_CFLAGS) $(UTF8PROC_CFLAGS) $(ZLIB_CFLAGS)
 engine_libengine_a_SOURCES = \
 	engine/config.c \
 	engine/dtype.c \
@@ -16,6 +16,8 @@ engine_libengine_a_SOURCES = \
 	engine/safetensors.c \
 	engine/tokenizer-impl.h \
 	engine/tokenizer.c \
+	engine/torchbin-impl.h \
+	engine/torchbin.c \
 	engine/vision.c
 ENGINE_LIBS = engine/libengine.a $(OPENBLAS_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(PCRE2_LIBS) \
-	$(UTF8PROC_LIBS)
+	$(UTF8PROC_LIBS) $(ZLIB_LIBS)
