@@ -2,10 +2,15 @@ noinst_LIBRARIES += harness/libharness.a
 harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 harness_libharness_a_SOURCES = \
 	harness/cmd-compare.c \
+	harness/cmd-generate.c \
 	harness/cmd-history.c \
 	harness/cmd-init-model.c \
+	harness/cmd-measure.c \
 	harness/cmd-meters.c \
 	harness/cmd-report.c \
+	harness/cmd-score.c \
+	harness/cmd-suites.c \
+	harness/cmd-synth.c \
 	harness/cmd-tokenize.c \
 	harness/commands.c \
 	harness/harness.h \
