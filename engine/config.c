@@ -247,10 +247,29 @@ int molmo_config_load(struct molmo_config *c, const char *dir, struct jb_err *er
     }
     const char *bt = NULL;
     if ((rc = jb_json_get_string(r, "block_type", &bt, false, path, err))) goto out;
-    if (bt && strcmp(bt, "sequential") != 0 && strcmp(bt, "llama") != 0) {
-        rc = jb_err_set(err, JB_EUNSUPPORTED, "%s: field 'block_type' = '%s': mixture-of-experts "
-                        "blocks are not supported yet", path, bt);
+    if (bt && strcmp(bt, "sequential") != 0 && strcmp(bt, "llama") != 0 &&
+        strcmp(bt, "moe") != 0) {
+        rc = jb_err_set(err, JB_EUNSUPPORTED, "%s: field 'block_type' = '%s': only 'sequential', "
+                        "'llama' and 'moe' blocks are supported", path, bt);
         goto out;
+    }
+    c->moe = bt && strcmp(bt, "moe") == 0;
+    if (c->moe) { /* §7.5: OLMoE experts of width ffn_rows / 2 */
+        bool shared = false;
+        if ((rc = get_int2(r, "moe_num_experts", NULL, &c->n_experts, true, path, err)) ||
+            (rc = get_int2(r, "moe_top_k", NULL, &c->top_k, true, path, err)) ||
+            (rc = jb_json_get_bool(r, "moe_shared_expert", &shared, false, path, err)))
+            goto out;
+        if (c->n_experts <= 0 || c->top_k <= 0 || c->top_k > c->n_experts) {
+            rc = jb_err_set(err, JB_EFORMAT, "%s: field 'moe_top_k' = %d must be between 1 and "
+                            "moe_num_experts (%d)", path, c->top_k, c->n_experts);
+            goto out;
+        }
+        if (shared) {
+            rc = jb_err_set(err, JB_EUNSUPPORTED, "%s: field 'moe_shared_expert' is true: a shared "
+                            "expert is not supported", path);
+            goto out;
+        }
     }
     if ((rc = positive(c->d_model, "hidden_size", path, err)) ||
         (rc = positive(c->n_layers, "num_hidden_layers", path, err)) ||

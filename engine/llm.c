@@ -51,6 +51,12 @@ static int embed(const struct molmo_model *m, float *x, const int32_t *ids, int 
 struct llm_scratch {
     float *xn, *qkv, *att, *tmp, *ffa, *ffh, *scores;
     int fc, qc;  /* feed-forward rows per chunk, query rows per attention chunk */
+    /* mixture of experts (§7.5), mc rows per chunk */
+    float *prob;           /* [mc, X]: router probabilities */
+    float *wt;             /* [mc, X]: the weight of each chosen expert, -1 for the others */
+    int *rows;             /* [mc]: the rows routed to one expert */
+    float *gin, *gate, *up, *down;   /* [mc, d], [mc, f], [mc, f], [mc, d] */
+    int mc;
 };
 
 /* §7.3 on u [T, d] at positions pos0..: appends post-RoPE k and v to layer l's cache and
@@ -98,8 +104,7 @@ static void attention(struct molmo_model *m, int l, const float *u, float *out, 
 }
 
 /* §7.4 dense feed-forward on u [T, d] -> out [T, d], in chunks of fc rows:
- * a = u·ff_projᵀ; silu(a[I/2:]) ⊙ a[:I/2] -> ff_out. (A mixture-of-experts block, §7.5, would
- * be a second function with this signature.) */
+ * a = u·ff_projᵀ; silu(a[I/2:]) ⊙ a[:I/2] -> ff_out. (ffn_moe is the §7.5 counterpart.) */
 static void ffn_dense(struct molmo_model *m, const struct molmo_llm_block *b, const float *u,
                       float *out, int T, const struct llm_scratch *s) {
     int d = m->cfg.d_model, FF = m->cfg.ffn_rows, FFh = FF / 2;
@@ -112,6 +117,64 @@ static void ffn_dense(struct molmo_model *m, const struct molmo_llm_block *b, co
             for (int i = 0; i < FFh; i++) h[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
         }
         molmo_linear(&m->arena, out + (size_t)t0 * d, s->ffh, n, &b->ff_out, NULL);
+    }
+}
+
+/* §7.5 mixture-of-experts feed-forward on u [T, d] -> out [T, d]:
+ * p = softmax(u·gateᵀ) over all X experts (float32); each row keeps its top_k probabilities,
+ * not renormalized; out = Σ_e p_e · down_e(silu(gate_proj_e·u) ⊙ up_proj_e·u).
+ * Rows are grouped by expert so each expert's weights are read once per chunk of mc rows: the
+ * rows routed to expert e are gathered, multiplied by its three matrices (one product each),
+ * and scattered back with their weights. Experts run in index order and each row's sum starts
+ * from zero, so every row adds its experts' terms in expert-index order, exactly as the
+ * reference (modeling_molmoe.py: zeros, then index_add_ per expert in order) rounds them. */
+static void ffn_moe(struct molmo_model *m, const struct molmo_llm_block *b, const float *u,
+                    float *out, int T, const struct llm_scratch *s) {
+    const struct molmo_config *c = &m->cfg;
+    int d = c->d_model, f = c->ffn_rows / 2, X = c->n_experts, K = c->top_k;
+    memset(out, 0, (size_t)T * d * sizeof(float));
+    for (int t0 = 0; t0 < T; t0 += s->mc) {
+        int n = T - t0 < s->mc ? T - t0 : s->mc;
+        const float *uc = u + (size_t)t0 * d;
+        float *oc = out + (size_t)t0 * d;
+        /* router: logits, softmax over all experts, keep the top K (ties: the lower index) */
+        molmo_linear(&m->arena, s->prob, uc, n, &b->router, NULL);
+        for (int t = 0; t < n; t++) {
+            float *p = s->prob + (size_t)t * X;
+            molmo_softmax(p, X);
+            float *w = s->wt + (size_t)t * X;
+            for (int e = 0; e < X; e++) w[e] = -1.0f;
+            for (int k = 0; k < K; k++) {  /* the K largest; ties go to the lower index */
+                int best = -1;
+                for (int e = 0; e < X; e++)
+                    if (w[e] < 0.0f && (best < 0 || p[e] > p[best])) best = e;
+                w[best] = p[best];
+            }
+        }
+        for (int e = 0; e < X; e++) {
+            int r = 0;
+            for (int t = 0; t < n; t++)
+                if (s->wt[(size_t)t * X + e] >= 0.0f) s->rows[r++] = t;
+            if (r == 0) continue;
+            for (int i = 0; i < r; i++)
+                memcpy(s->gin + (size_t)i * d, uc + (size_t)s->rows[i] * d,
+                       (size_t)d * sizeof(float));
+            const struct molmo_expert *x = &b->experts[e];
+            molmo_linear(&m->arena, s->gate, s->gin, r, &x->gate_proj, NULL);
+            molmo_linear(&m->arena, s->up, s->gin, r, &x->up_proj, NULL);
+            for (size_t i = 0; i < (size_t)r * f; i++) {
+                float g = s->gate[i];
+                s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];  /* silu(gate) ⊙ up */
+            }
+            molmo_linear(&m->arena, s->down, s->gate, r, &x->down_proj, NULL);
+            for (int i = 0; i < r; i++) {
+                int t = s->rows[i];
+                float w = s->wt[(size_t)t * X + e];
+                const float *y = s->down + (size_t)i * d;
+                float *o = oc + (size_t)t * d;
+                for (int j = 0; j < d; j++) o[j] += y[j] * w;
+            }
+        }
     }
 }
 
@@ -133,6 +196,18 @@ static void blocks_forward(struct molmo_model *m, float *x, int T, int pos0) {
     s.ffa = ALLOC(a, (size_t)s.fc * FF);
     s.ffh = ALLOC(a, (size_t)s.fc * (FF / 2));
     s.scores = ALLOC(a, (size_t)s.qc * (pos0 + T));
+    if (c->moe) {
+        int f = FF / 2;
+        s.mc = T < MOLMO_MOE_CHUNK ? T : MOLMO_MOE_CHUNK;
+        s.prob = ALLOC(a, (size_t)s.mc * c->n_experts);
+        s.wt = ALLOC(a, (size_t)s.mc * c->n_experts);
+        s.rows = (int *)molmo_arena_alloc(a, (size_t)s.mc * sizeof(int));
+        s.gin = ALLOC(a, (size_t)s.mc * d);
+        s.gate = ALLOC(a, (size_t)s.mc * f);
+        s.up = ALLOC(a, (size_t)s.mc * f);
+        s.down = ALLOC(a, (size_t)s.mc * d);
+        if (!s.prob || !s.wt || !s.rows || !s.gin || !s.gate || !s.up || !s.down) __builtin_trap();
+    }
     /* the arena is sized at load for max_seq tokens and T + pos0 <= max_seq was checked */
     if (!s.xn || !s.qkv || !s.att || !s.tmp || !s.ffa || !s.ffh || !s.scores) __builtin_trap();
     for (int l = 0; l < c->n_layers; l++) {
@@ -152,7 +227,10 @@ static void blocks_forward(struct molmo_model *m, float *x, int T, int pos0) {
             molmo_rmsnorm(s.xn, x, b->ff_norm, T, d, c->norm_eps);
             u = s.xn;
         }
-        ffn_dense(m, b, u, s.tmp, T, &s);
+        if (c->moe)
+            ffn_moe(m, b, u, s.tmp, T, &s);
+        else
+            ffn_dense(m, b, u, s.tmp, T, &s);
         if (c->norm_after) molmo_rmsnorm(s.tmp, s.tmp, b->ff_norm, T, d, c->norm_eps);
         for (size_t i = 0; i < (size_t)T * d; i++) x[i] += s.tmp[i];
     }

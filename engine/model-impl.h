@@ -38,6 +38,8 @@ struct molmo_config {
     /* language model */
     int d_model, n_layers, n_heads, n_kv_heads, head_dim;
     int ffn_rows;              /* fused up+gate rows I; inner width I/2 */
+    bool moe;                  /* block_type "moe" (§7.5): experts of inner width I/2 */
+    int n_experts, top_k;      /* moe_num_experts, moe_top_k; 0 when dense */
     int vocab_size, embedding_size, n_new_embed;
     float norm_eps, rope_theta;
     bool qkv_bias, qk_norm, norm_after;
@@ -65,8 +67,17 @@ int molmo_config_load(struct molmo_config *c, const char *dir, struct jb_err *er
 struct molmo_st_set;   /* every shard of a checkpoint, mapped */
 
 /* Opens dir/model.safetensors.index.json and every shard it names, validating headers,
- * offsets, sizes and that every indexed name is present in its shard. */
+ * offsets, sizes and that every indexed name is present in its shard. A directory without the
+ * index but with pytorch_model.bin (MolmoE-1B as released) is read through engine/torchbin.c
+ * instead: the same table, tensors in place in the mapped .bin. */
 int molmo_st_open(struct molmo_st_set **out, const char *dir, struct jb_err *err);
+/* The tensors in file order (shard by shard, header order; the pickle order of a .bin). */
+size_t molmo_st_count(const struct molmo_st_set *s);
+const struct molmo_tensor *molmo_st_get(const struct molmo_st_set *s, size_t i);
+/* Like molmo_st_find, and marks the tensor used (see molmo_st_first_unused). */
+const struct molmo_tensor *molmo_st_use(struct molmo_st_set *s, const char *name);
+/* The first tensor in file order no molmo_st_use asked for, or NULL. */
+const char *molmo_st_first_unused(const struct molmo_st_set *s);
 void molmo_st_close(struct molmo_st_set *s);
 /* The tensor called name, or NULL. */
 const struct molmo_tensor *molmo_st_find(const struct molmo_st_set *s, const char *name);
@@ -83,10 +94,18 @@ struct molmo_vit_block {
     struct molmo_tensor wq, wk, wv, wo, w1, w2;       /* stored dtype */
 };
 
+/* One expert of a mixture-of-experts block (§7.5): f = ffn_rows / 2. */
+struct molmo_expert {
+    struct molmo_tensor gate_proj, up_proj;   /* [f, d] */
+    struct molmo_tensor down_proj;            /* [d, f] */
+};
+
 struct molmo_llm_block {
     const float *attn_norm, *ff_norm, *q_norm, *k_norm, *qkv_b;   /* q_norm/k_norm/qkv_b NULL
                                                                       when absent */
-    struct molmo_tensor att_proj, attn_out, ff_proj, ff_out;
+    struct molmo_tensor att_proj, attn_out, ff_proj, ff_out;   /* ff_* absent for MoE */
+    struct molmo_tensor router;                                 /* MoE: gate [X, d] */
+    struct molmo_expert *experts;                               /* MoE: [X], else NULL */
 };
 
 struct molmo_weights {
@@ -104,7 +123,8 @@ struct molmo_weights {
     struct molmo_tensor wte, wte_new;     /* [E, d], [128, d] */
     struct molmo_llm_block *blocks;       /* [n_layers] */
     const float *ln_f;
-    struct molmo_tensor lm_head;          /* ff_out [E, d] */
+    struct molmo_tensor lm_head;          /* ff_out [E, d] (MolmoE: lm_head.weight) */
+    struct molmo_expert *experts;         /* [n_layers * n_experts], owned; NULL when dense */
 };
 
 /* A bump allocator over one block allocated at load; reset per stage, never freed in the
@@ -138,10 +158,13 @@ struct molmo_model {
     int n_threads;
     struct molmo_tokenizer *tok;  /* NULL when loaded by molmo_model_load_weights alone */
     struct molmo_gen_ctx *gen;    /* preprocessing config, special ids (engine/generate.c) */
+    char bind_missing[160];       /* the first tensor name loading looked for and missed */
 };
 
 /* Prefill rows per feed-forward chunk, query rows per attention chunk (bound the scratch). */
 #define MOLMO_FFN_CHUNK 256
+/* Prefill rows per mixture-of-experts chunk: each expert's weights are read once per chunk. */
+#define MOLMO_MOE_CHUNK 1024
 #define MOLMO_ATT_CHUNK 128
 
 /* Loads config, checkpoint and buffers, but neither tokenizer nor preprocessor config (the

@@ -13,13 +13,17 @@
 
 #define NAME_MAX_LEN 160
 
-/* Finds name and checks its shape against the ndim sizes given (-1 = any). */
+/* Finds name and checks its shape against the ndim sizes given (-1 = any). A missing name is
+ * recorded in m->bind_missing (and *out zeroed) so that binding can go on and the error can
+ * name the first checkpoint tensor nothing bound: the likely spelling of the missing one. */
 static int bind(struct molmo_model *m, struct molmo_tensor *out, const char *name, int ndim,
                 int64_t d0, int64_t d1, struct jb_err *err) {
-    const struct molmo_tensor *t = molmo_st_find(m->st, name);
-    if (!t)
-        return jb_err_set(err, JB_ENOTFOUND, "%s: tensor '%s' is missing from the checkpoint",
-                          m->dir, name);
+    const struct molmo_tensor *t = molmo_st_use(m->st, name);
+    if (!t) {
+        if (!m->bind_missing[0]) snprintf(m->bind_missing, sizeof m->bind_missing, "%s", name);
+        memset(out, 0, sizeof *out);
+        return 0;
+    }
     int64_t want[2] = {d0, d1};
     bool ok = t->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = want[i] < 0 || t->shape[i] == want[i];
@@ -48,6 +52,10 @@ static int bind_f32(struct molmo_model *m, const float **out, const char *name, 
     struct molmo_tensor t;
     int rc = bind(m, &t, name, ndim, d0, d1, err);
     if (rc) return rc;
+    if (!t.data && t.numel == 0 && t.ndim == 0) { /* missing: reported after binding */
+        *out = NULL;
+        return 0;
+    }
     if (m->owned_used + t.numel > m->owned_cap)
         return jb_err_set(err, JB_EINTERNAL, "%s: small-tensor buffer too small at '%s'", m->dir,
                           name);
@@ -158,33 +166,69 @@ static int bind_weights(struct molmo_model *m, struct jb_err *err) {
         (rc = bind(m, &w->wte_new, fmt_name(nb, "%s.wte.new_embedding", tr), 2, c->n_new_embed, d,
                    err)) ||
         (rc = bind_f32(m, &w->ln_f, fmt_name(nb, "%s.ln_f.weight", tr), 1, d, 0, err)) ||
-        (rc = bind(m, &w->lm_head, fmt_name(nb, "%s.ff_out.weight", tr), 2, E, d, err)))
+        (rc = bind(m, &w->lm_head,
+                   c->moe ? "lm_head.weight" : fmt_name(nb, "%s.ff_out.weight", tr), 2, E, d,
+                   err)))
         return rc;
+    /* dense (§2.1): blocks.{l}.att_proj; MolmoE (§2.2): blocks.{l}.attn.att_proj, .mlp.ff_norm */
+    const char *at = c->moe ? "attn." : "", *ml = c->moe ? "mlp." : "";
     for (int l = 0; l < c->n_layers; l++) {
         struct molmo_llm_block *b = &w->blocks[l];
         const char *p = "model.transformer.blocks";
-        if ((rc = bind_f32(m, &b->attn_norm, fmt_name(nb, "%s.%d.attn_norm.weight", p, l), 1, d, 0,
-                           err)) ||
-            (rc = bind_f32(m, &b->ff_norm, fmt_name(nb, "%s.%d.ff_norm.weight", p, l), 1, d, 0,
-                           err)) ||
-            (rc = bind(m, &b->att_proj, fmt_name(nb, "%s.%d.att_proj.weight", p, l), 2,
+        if ((rc = bind_f32(m, &b->attn_norm, fmt_name(nb, "%s.%d.%sattn_norm.weight", p, l, at), 1,
+                           d, 0, err)) ||
+            (rc = bind_f32(m, &b->ff_norm, fmt_name(nb, "%s.%d.%sff_norm.weight", p, l, ml), 1, d,
+                           0, err)) ||
+            (rc = bind(m, &b->att_proj, fmt_name(nb, "%s.%d.%satt_proj.weight", p, l, at), 2,
                        d + 2 * kvd, d, err)) ||
-            (rc = bind(m, &b->attn_out, fmt_name(nb, "%s.%d.attn_out.weight", p, l), 2, d, d,
-                       err)) ||
-            (rc = bind(m, &b->ff_proj, fmt_name(nb, "%s.%d.ff_proj.weight", p, l), 2, FF, d,
-                       err)) ||
-            (rc = bind(m, &b->ff_out, fmt_name(nb, "%s.%d.ff_out.weight", p, l), 2, d, FF / 2,
+            (rc = bind(m, &b->attn_out, fmt_name(nb, "%s.%d.%sattn_out.weight", p, l, at), 2, d, d,
                        err)))
             return rc;
+        if (c->moe) {
+            int64_t f = FF / 2;
+            b->experts = w->experts + (size_t)l * c->n_experts;
+            if ((rc = bind(m, &b->router, fmt_name(nb, "%s.%d.mlp.gate.weight", p, l), 2,
+                           c->n_experts, d, err)))
+                return rc;
+            for (int e = 0; e < c->n_experts; e++) {
+                struct molmo_expert *x = &b->experts[e];
+                const char *q = "mlp.experts";
+                if ((rc = bind(m, &x->gate_proj,
+                               fmt_name(nb, "%s.%d.%s.%d.gate_proj.weight", p, l, q, e), 2, f, d,
+                               err)) ||
+                    (rc = bind(m, &x->up_proj,
+                               fmt_name(nb, "%s.%d.%s.%d.up_proj.weight", p, l, q, e), 2, f, d,
+                               err)) ||
+                    (rc = bind(m, &x->down_proj,
+                               fmt_name(nb, "%s.%d.%s.%d.down_proj.weight", p, l, q, e), 2, d, f,
+                               err)))
+                    return rc;
+            }
+        } else if ((rc = bind(m, &b->ff_proj, fmt_name(nb, "%s.%d.ff_proj.weight", p, l), 2, FF, d,
+                              err)) ||
+                   (rc = bind(m, &b->ff_out, fmt_name(nb, "%s.%d.ff_out.weight", p, l), 2, d,
+                              FF / 2, err))) {
+            return rc;
+        }
         if (c->qk_norm &&
-            ((rc = bind_f32(m, &b->q_norm, fmt_name(nb, "%s.%d.q_norm.weight", p, l), 1, d, 0,
-                            err)) ||
-             (rc = bind_f32(m, &b->k_norm, fmt_name(nb, "%s.%d.k_norm.weight", p, l), 1, kvd, 0,
-                            err))))
+            ((rc = bind_f32(m, &b->q_norm, fmt_name(nb, "%s.%d.%sq_norm.weight", p, l, at), 1, d,
+                            0, err)) ||
+             (rc = bind_f32(m, &b->k_norm, fmt_name(nb, "%s.%d.%sk_norm.weight", p, l, at), 1, kvd,
+                            0, err))))
             return rc;
-        if (c->qkv_bias && (rc = bind_f32(m, &b->qkv_b, fmt_name(nb, "%s.%d.att_proj.bias", p, l),
-                                          1, d + 2 * kvd, 0, err)))
+        if (c->qkv_bias &&
+            (rc = bind_f32(m, &b->qkv_b, fmt_name(nb, "%s.%d.%satt_proj.bias", p, l, at), 1,
+                           d + 2 * kvd, 0, err)))
             return rc;
+    }
+    if (m->bind_missing[0]) {
+        const char *un = molmo_st_first_unused(m->st);
+        if (un)
+            return jb_err_set(err, JB_ENOTFOUND, "%s: tensor '%s' is missing from the checkpoint "
+                              "(the first checkpoint tensor not matched is '%s')", m->dir,
+                              m->bind_missing, un);
+        return jb_err_set(err, JB_ENOTFOUND, "%s: tensor '%s' is missing from the checkpoint",
+                          m->dir, m->bind_missing);
     }
     return 0;
 }
@@ -208,6 +252,10 @@ static size_t scratch_bytes(const struct molmo_config *c, int max_seq) {
     size_t conn = 2 * Np * 2 * D + np * 2 * D + 2 * Np * D + 3 * np * D + 2 * np * FFh + tile;
     size_t chunk = MOLMO_FFN_CHUNK;
     size_t llm = S * (5 * d + 2 * kvd) + chunk * (FF + FFh) + MOLMO_ATT_CHUNK * S + d + tile;
+    if (c->moe) { /* engine/llm.c ffn_moe: probabilities, weights, rows, gather, gate, up, down */
+        size_t mc = S < MOLMO_MOE_CHUNK ? S : MOLMO_MOE_CHUNK, X = (size_t)c->n_experts;
+        llm += mc * (2 * X + 1 + 2 * d + 2 * FFh) + 7 * 16;
+    }
     return (fmax3(vit, conn, llm) + 64) * sizeof(float) + 64 * 64;
 }
 
@@ -229,6 +277,13 @@ int molmo_model_load_weights(struct molmo_model **out, const char *dir,
     m->owned = malloc(m->owned_cap * sizeof(float));
     m->w.vit = calloc((size_t)c->vit_layers, sizeof *m->w.vit);
     m->w.blocks = calloc((size_t)c->n_layers, sizeof *m->w.blocks);
+    if (c->moe) {
+        m->w.experts = calloc((size_t)c->n_layers * c->n_experts, sizeof *m->w.experts);
+        if (!m->w.experts) {
+            rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
+            goto out;
+        }
+    }
     if (!m->owned || !m->w.vit || !m->w.blocks) {
         rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
         goto out;
@@ -287,6 +342,7 @@ void molmo_model_free_weights(struct molmo_model *m) {
     free(m->owned);
     free(m->w.vit);
     free(m->w.blocks);
+    free(m->w.experts);
     free(m->arena.base);
     free(m->dir);
     free(m);

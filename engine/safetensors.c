@@ -1,10 +1,15 @@
 /* safetensors.c: model.safetensors.index.json + shards, memory-mapped and validated (molmo.md
- * §2). Tensors are used in place; nothing here copies weight data. */
+ * §2), or a released pytorch_model.bin through engine/torchbin.c. Tensors are used in place;
+ * nothing here copies weight data. */
 #include "config.h"
 
 #include "engine/model-impl.h"
 
+#include "engine/torchbin-impl.h"
+
 #include "common/jb-json.h"
+
+#include <sys/stat.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,8 @@ struct st_entry {
     struct molmo_tensor t;
     int file;
     size_t begin, end;  /* data-area offsets, for the overlap check */
+    size_t order;       /* position in file order */
+    bool used;          /* asked for by molmo_st_use */
 };
 
 struct molmo_st_set {
@@ -27,7 +34,9 @@ struct molmo_st_set {
     int n_files;
     struct st_entry *e;  /* sorted by name */
     size_t n_e, cap_e;
+    size_t *by_order;    /* entry index of the i-th tensor in file order */
     size_t bytes;
+    struct molmo_torchbin *tb;  /* set when read from pytorch_model.bin */
 };
 
 static int cmp_entry(const void *a, const void *b) {
@@ -57,6 +66,52 @@ const char *molmo_st_file_of(const struct molmo_st_set *s, const char *name) {
 }
 
 size_t molmo_st_bytes(const struct molmo_st_set *s) { return s->bytes; }
+
+size_t molmo_st_count(const struct molmo_st_set *s) { return s->n_e; }
+
+const struct molmo_tensor *molmo_st_get(const struct molmo_st_set *s, size_t i) {
+    return i < s->n_e ? &s->e[s->by_order[i]].t : NULL;
+}
+
+const struct molmo_tensor *molmo_st_use(struct molmo_st_set *s, const char *name) {
+    struct st_entry *e = (struct st_entry *)find_entry(s, name);
+    if (!e) return NULL;
+    e->used = true;
+    return &e->t;
+}
+
+const char *molmo_st_first_unused(const struct molmo_st_set *s) {
+    for (size_t i = 0; i < s->n_e; i++)
+        if (!s->e[s->by_order[i]].used) return s->e[s->by_order[i]].t.name;
+    return NULL;
+}
+
+/* Sorts the entries by name (for lookups) and records the file order. */
+static int index_entries(struct molmo_st_set *s, const char *path, struct jb_err *err) {
+    for (size_t i = 0; i < s->n_e; i++) s->e[i].order = i;
+    if (s->n_e) qsort(s->e, s->n_e, sizeof *s->e, cmp_entry);
+    s->by_order = malloc((s->n_e ? s->n_e : 1) * sizeof *s->by_order);
+    if (!s->by_order) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < s->n_e; i++) s->by_order[s->e[i].order] = i;
+    return 0;
+}
+
+/* Grows the entry table by one zeroed entry. */
+static struct st_entry *new_entry(struct molmo_st_set *s, const char *path, struct jb_err *err) {
+    if (s->n_e == s->cap_e) {
+        size_t cap = s->cap_e ? 2 * s->cap_e : 256;
+        struct st_entry *ne = realloc(s->e, cap * sizeof *ne);
+        if (!ne) {
+            jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+            return NULL;
+        }
+        s->e = ne;
+        s->cap_e = cap;
+    }
+    struct st_entry *e = &s->e[s->n_e];
+    memset(e, 0, sizeof *e);
+    return e;
+}
 
 /* Parses one tensor's header entry into e (name already set). */
 static int parse_entry(struct st_entry *e, const json_t *v, size_t data_len, const char *path,
@@ -144,18 +199,11 @@ static int open_shard(struct molmo_st_set *s, int fi, struct jb_err *err) {
     json_t *v;
     json_object_foreach(hdr, key, v) {
         if (strcmp(key, "__metadata__") == 0) continue;
-        if (s->n_e == s->cap_e) {
-            size_t cap = s->cap_e ? 2 * s->cap_e : 256;
-            struct st_entry *ne = realloc(s->e, cap * sizeof *ne);
-            if (!ne) {
-                rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
-                goto out;
-            }
-            s->e = ne;
-            s->cap_e = cap;
+        struct st_entry *e = new_entry(s, path, err);
+        if (!e) {
+            rc = JB_ENOMEM;
+            goto out;
         }
-        struct st_entry *e = &s->e[s->n_e];
-        memset(e, 0, sizeof *e);
         e->t.name = strdup(key);
         if (!e->t.name) {
             rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
@@ -198,6 +246,51 @@ static char *path_join(const char *dir, const char *name) {
     return p;
 }
 
+/* The released MolmoE-1B layout: one pytorch_model.bin, read by the restricted unpickler. */
+static int open_torchbin(struct molmo_st_set *s, const char *dir, struct jb_err *err) {
+    char *path = path_join(dir, "pytorch_model.bin");
+    s->files = calloc(1, sizeof *s->files);
+    if (!path || !s->files) {
+        free(path);
+        return jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
+    }
+    s->files[0].path = path;
+    s->files[0].name = strdup("pytorch_model.bin");
+    s->n_files = 1;
+    if (!s->files[0].name) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
+    int rc = molmo_torchbin_open(&s->tb, path, err);
+    if (rc) return rc;
+    struct stat st;
+    if (stat(path, &st) == 0) s->bytes = (size_t)st.st_size;
+    size_t n = molmo_torchbin_count(s->tb);
+    for (size_t i = 0; i < n; i++) {
+        const struct molmo_torchbin_tensor *t = molmo_torchbin_get(s->tb, i);
+        if (t->ndim > MOLMO_MAX_DIMS)
+            return jb_err_set(err, JB_EUNSUPPORTED, "%s: tensor '%s' has %d dimensions (at most "
+                              "%d are read)", path, t->name, t->ndim, MOLMO_MAX_DIMS);
+        struct st_entry *e = new_entry(s, path, err);
+        if (!e) return JB_ENOMEM;
+        e->t.name = strdup(t->name);
+        if (!e->t.name) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+        s->n_e++;
+        e->t.data = t->data;
+        e->t.dt = t->dtype;
+        e->t.ndim = t->ndim;
+        e->t.numel = 1;
+        for (int k = 0; k < t->ndim; k++) {
+            e->t.shape[k] = t->shape[k];
+            e->t.numel *= (size_t)t->shape[k];
+        }
+    }
+    if ((rc = index_entries(s, path, err))) return rc;
+    for (size_t i = 1; i < s->n_e; i++) {
+        if (strcmp(s->e[i].t.name, s->e[i - 1].t.name) == 0)
+            return jb_err_set(err, JB_EFORMAT, "%s: tensor '%s' appears twice", path,
+                              s->e[i].t.name);
+    }
+    return 0;
+}
+
 int molmo_st_open(struct molmo_st_set **out, const char *dir, struct jb_err *err) {
     *out = NULL;
     struct molmo_st_set *s = calloc(1, sizeof *s);
@@ -207,6 +300,16 @@ int molmo_st_open(struct molmo_st_set **out, const char *dir, struct jb_err *err
     if (!s || !ipath) {
         rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
         goto out;
+    }
+    struct stat st;
+    if (stat(ipath, &st) != 0) {
+        char *bin = path_join(dir, "pytorch_model.bin");
+        bool have_bin = bin && stat(bin, &st) == 0;
+        free(bin);
+        if (have_bin) {
+            rc = open_torchbin(s, dir, err);
+            goto out;
+        }
     }
     rc = jb_json_load_file(ipath, &idx, err);
     if (rc) goto out;
@@ -250,7 +353,7 @@ int molmo_st_open(struct molmo_st_set **out, const char *dir, struct jb_err *err
         rc = open_shard(s, i, err);
         if (rc) goto out;
     }
-    if (s->n_e) qsort(s->e, s->n_e, sizeof *s->e, cmp_entry);
+    if ((rc = index_entries(s, ipath, err))) goto out;
     for (size_t i = 1; i < s->n_e; i++) {
         if (strcmp(s->e[i].t.name, s->e[i - 1].t.name) == 0) {
             rc = jb_err_set(err, JB_EFORMAT, "%s: tensor '%s' is in two shards (%s, %s)", ipath,
@@ -283,6 +386,8 @@ void molmo_st_close(struct molmo_st_set *s) {
     if (!s) return;
     for (size_t i = 0; i < s->n_e; i++) free((char *)s->e[i].t.name);
     free(s->e);
+    free(s->by_order);
+    molmo_torchbin_close(s->tb);
     for (int i = 0; i < s->n_files; i++) {
         jb_mmap_close(&s->files[i].map);
         free(s->files[i].name);

@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const cases[] = {"molmo-tiny-qwen2", "molmo-tiny-olmo"};
+static const char *const cases[] = {"molmo-tiny-qwen2", "molmo-tiny-olmo", "molmo-tiny-olmoe"};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
 static char *case_path(const char *cas, const char *file) {
     static char p[1024];
@@ -72,7 +73,7 @@ static double compare(const char *cas, const char *dump, const char *file, doubl
 /* golden README: ids and masks exact, crops <= 1e-6 absolute, floating stages <= 2e-5 x max
  * |golden|, the 8 greedy ids exact (generated with --no-stop, 8 tokens). */
 Test(engine_generate, the_whole_path_meets_every_golden_threshold) {
-    for (int ci = 0; ci < 2; ci++) {
+    for (int ci = 0; ci < N_CASES; ci++) {
         struct molmo_model *m = load(cases[ci]);
         char *dump = jb_test_tmpdir();
         struct molmo_gen_opts o = {.max_new_tokens = 8, .no_stop = true, .dump_dir = dump};

@@ -15,7 +15,8 @@
 
 #define REL_TOL 2e-5
 
-static const char *const cases[] = {"molmo-tiny-qwen2", "molmo-tiny-olmo"};
+static const char *const cases[] = {"molmo-tiny-qwen2", "molmo-tiny-olmo", "molmo-tiny-olmoe"};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
 static struct molmo_model *load(const char *name) {
     const char *g = jb_test_golden_or_skip();
@@ -53,7 +54,7 @@ static void check(const char *c, const char *stage, double rel) {
 }
 
 Test(engine_stages, vit_reproduces_golden_features_from_golden_crops) {
-    for (int ci = 0; ci < 2; ci++) {
+    for (int ci = 0; ci < N_CASES; ci++) {
         struct molmo_model *m = load(cases[ci]);
         struct jb_npy img = {0}, feat = {0}, cls = {0};
         npy(&img, cases[ci], "images.npy");
@@ -79,7 +80,7 @@ Test(engine_stages, vit_reproduces_golden_features_from_golden_crops) {
 }
 
 Test(engine_stages, connector_reproduces_golden_pooled_and_image_features) {
-    for (int ci = 0; ci < 2; ci++) {
+    for (int ci = 0; ci < N_CASES; ci++) {
         struct molmo_model *m = load(cases[ci]);
         struct jb_npy feat = {0}, mask = {0}, pooled = {0}, imf = {0};
         npy(&feat, cases[ci], "vit_features.npy");
@@ -109,7 +110,7 @@ Test(engine_stages, connector_reproduces_golden_pooled_and_image_features) {
 
 /* Prefill over the golden prompt (ids + image features), then 8 cached greedy steps. */
 Test(engine_stages, llm_reproduces_prefill_logits_and_greedy_decoding) {
-    for (int ci = 0; ci < 2; ci++) {
+    for (int ci = 0; ci < N_CASES; ci++) {
         struct molmo_model *m = load(cases[ci]);
         struct jb_npy ids = {0}, imf = {0}, idx = {0}, lp = {0}, gen = {0}, dl = {0};
         npy(&ids, cases[ci], "input_ids.npy");

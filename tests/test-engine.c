@@ -148,19 +148,41 @@ Test(config, absent_vision_keys_give_the_released_defaults) {
     free(dir);
 }
 
+static void block_type_parallel(json_t *c) {
+    json_object_set_new(c, "block_type", json_string("parallel"));
+}
+
+static void top_k_above_experts(json_t *c) { json_object_set_new(c, "moe_top_k", json_integer(9)); }
+
+static void no_top_k(json_t *c) { json_object_del(c, "moe_top_k"); }
+
 /* molmo-tiny-olmoe spells everything OLMo-style: d_model 64, n_layers 2, n_heads 4, n_kv_heads
- * null, mlp_hidden_size null + mlp_ratio 1 -> 64 rows, additional_vocab_size 128, 9 ViT layers
- * so vit_layers [-2, -9] are blocks 7 and 0 (golden README). Its MoE block is not supported. */
-Test(config, olmo_style_keys_are_read_and_moe_is_rejected_by_name) {
-    char *dir = config_dir("molmo-tiny-olmoe", NULL);
+ * null, mlp_hidden_size null + mlp_ratio 1 -> 64 rows (experts 32 wide), additional_vocab_size
+ * 128, block_type "moe" with 8 experts, top 2, 9 ViT layers so vit_layers [-2, -9] are blocks
+ * 7 and 0 (golden README). A block type no model uses and a top-k the experts cannot fill are
+ * rejected by name. */
+Test(config, olmo_style_keys_and_the_moe_block_are_read) {
     struct molmo_config c;
     struct jb_err err = {0};
-    cr_assert_eq(molmo_config_load(&c, dir, &err), JB_EUNSUPPORTED);
-    cr_assert(strstr(err.msg, "block_type"), "%s", err.msg);
+    void (*bad[])(json_t *) = {block_type_parallel, top_k_above_experts, no_top_k};
+    const char *field[] = {"block_type", "moe_top_k", "moe_top_k"};
+    for (int i = 0; i < 3; i++) {
+        char *bd = config_dir("molmo-tiny-olmoe", bad[i]);
+        cr_assert_neq(molmo_config_load(&c, bd, &err), 0);
+        cr_assert(strstr(err.msg, field[i]), "%s", err.msg);
+        jb_test_rmtree(bd);
+        free(bd);
+    }
+    char *dir = config_dir("molmo-tiny-olmoe", dense_olmo_style);
+    cr_assert_eq(molmo_config_load(&c, dir, &err), 0, "%s", err.msg);
+    cr_assert(!c.moe);
     jb_test_rmtree(dir);
     free(dir);
-    dir = config_dir("molmo-tiny-olmoe", dense_olmo_style);
+    dir = config_dir("molmo-tiny-olmoe", NULL);
     cr_assert_eq(molmo_config_load(&c, dir, &err), 0, "%s", err.msg);
+    cr_assert(c.moe);
+    cr_assert_eq(c.n_experts, 8);
+    cr_assert_eq(c.top_k, 2);
     cr_assert_eq(c.d_model, 64);
     cr_assert_eq(c.n_layers, 2);
     cr_assert_eq(c.n_heads, 4);
