@@ -76,6 +76,9 @@ size_t molmo_st_count(const struct molmo_st_set *s);
 const struct molmo_tensor *molmo_st_get(const struct molmo_st_set *s, size_t i);
 /* Like molmo_st_find, and marks the tensor used (see molmo_st_first_unused). */
 const struct molmo_tensor *molmo_st_use(struct molmo_st_set *s, const char *name);
+/* Reads every byte of a .bin checkpoint checking the zip CRCs (0 for safetensors, which has
+ * none). */
+int molmo_st_verify(const struct molmo_st_set *s, struct jb_err *err);
 /* The first tensor in file order no molmo_st_use asked for, or NULL. */
 const char *molmo_st_first_unused(const struct molmo_st_set *s);
 void molmo_st_close(struct molmo_st_set *s);

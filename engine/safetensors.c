@@ -69,6 +69,10 @@ size_t molmo_st_bytes(const struct molmo_st_set *s) { return s->bytes; }
 
 size_t molmo_st_count(const struct molmo_st_set *s) { return s->n_e; }
 
+int molmo_st_verify(const struct molmo_st_set *s, struct jb_err *err) {
+    return s->tb ? molmo_torchbin_verify(s->tb, err) : 0;
+}
+
 const struct molmo_tensor *molmo_st_get(const struct molmo_st_set *s, size_t i) {
     return i < s->n_e ? &s->e[s->by_order[i]].t : NULL;
 }

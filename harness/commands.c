@@ -19,6 +19,7 @@ const struct harness_cmd *const harness_cmds[] = {
     &cmd_compare,
     &cmd_history,
     &cmd_init_model,
+    &cmd_convert,
     &cmd_tokenize,
     NULL,
 };

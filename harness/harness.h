@@ -29,6 +29,7 @@ int harness_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *harness_version_string(void);
 
 extern const struct harness_cmd cmd_compare;
+extern const struct harness_cmd cmd_convert;
 extern const struct harness_cmd cmd_generate;
 extern const struct harness_cmd cmd_history;
 extern const struct harness_cmd cmd_init_model;

@@ -95,3 +95,11 @@ tests_test_evals_data_SOURCES = tests/test-evals-data.c $(TEST_COMMON)
 tests_test_evals_data_CFLAGS = $(TEST_CFLAGS)
 tests_test_evals_data_LDADD = $(EVALS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 tests_test_evals_data_DEPENDENCIES = joulebench$(EXEEXT)
+
+# MolmoE through the program: generate, convert, hostile .bin files.
+check_PROGRAMS += tests/test-engine-moe
+tests_test_engine_moe_SOURCES = tests/test-engine-moe.c $(TEST_COMMON)
+tests_test_engine_moe_CFLAGS = $(TEST_CFLAGS) $(ZLIB_CFLAGS)
+tests_test_engine_moe_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
+	$(CRITERION_LIBS) $(LIBS)
+tests_test_engine_moe_DEPENDENCIES = joulebench$(EXEEXT)
