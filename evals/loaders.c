@@ -690,7 +690,8 @@ int evals_load_vqav2(struct evals_loader *l, const char *dir, struct jb_err *err
     snprintf(l->layout, sizeof l->layout, "VQA v2 JSON (%s)", dir);
     if ((rc = load_json(l, qf, &qroot, err)) || (rc = load_json(l, af, &aroot, err)))
         goto out;
-    const json_t *qs = json_object_get(qroot, "questions"), *as = json_object_get(aroot, "annotations");
+    const json_t *qs = json_object_get(qroot, "questions");
+    const json_t *as = json_object_get(aroot, "annotations");
     if (!json_is_array(qs) || !json_is_array(as)) {
         rc = jb_err_set(err, JB_EFORMAT, "%s: no 'questions' list, or %s no 'annotations' list",
                         qf, af);
@@ -714,7 +715,8 @@ int evals_load_vqav2(struct evals_loader *l, const char *dir, struct jb_err *err
         struct sample_in in = {.metric = EVALS_METRIC_VQA_ACCURACY};
         const char *q;
         char *id = NULL, *image = NULL;
-        const json_t *qid = json_object_get(r, "question_id"), *iid = json_object_get(r, "image_id");
+        const json_t *qid = json_object_get(r, "question_id");
+        const json_t *iid = json_object_get(r, "image_id");
         if (!json_is_integer(qid) || !json_is_integer(iid)) {
             rc = bad(l, err, "%s: missing integer 'question_id' or 'image_id'", where);
             goto next;
@@ -925,7 +927,8 @@ static int jsonl_record(struct evals_loader *l, enum rec_kind kind, const json_t
             /* evals.md §5: options that are images themselves cannot be sent; such items go
              * without an image and are tagged degraded */
             size_t n_img = 0;
-            for (size_t i = 0; i < in.n_choices; i++) n_img += strstr(in.choices[i], "<image") != NULL;
+            for (size_t i = 0; i < in.n_choices; i++)
+                n_img += strstr(in.choices[i], "<image") != NULL;
             if (n_img > 1) {
                 free(image);
                 image = NULL;
