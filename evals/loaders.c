@@ -426,6 +426,16 @@ static int bad(struct evals_loader *l, struct jb_err *err, const char *fmt, ...)
 
 static bool full(const struct evals_loader *l) { return l->opts.limit && l->n >= l->opts.limit; }
 
+/* Parses one JSON Lines line; `where` is "file:LINE", and a syntax error reads
+ * "file:LINE:COLUMN: invalid JSON: what". */
+static int parse_line(const char *text, size_t len, const char *where, json_t **out,
+                      struct jb_err *err) {
+    json_error_t je;
+    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (*out) return 0;
+    return jb_err_set(err, JB_EFORMAT, "%s:%d: invalid JSON: %s", where, je.column, je.text);
+}
+
 /* Reads an annotation file whole, adding its bytes to the dataset digest. */
 static int read_all(struct evals_loader *l, const char *path, char **buf, size_t *len,
                     struct jb_err *err) {
@@ -1005,7 +1015,7 @@ static int jsonl_file(struct evals_loader *l, const char *file, enum rec_kind ki
         if (k < n) {
             json_t *r = NULL;
             struct jb_err jerr = {0};
-            if (jb_json_load_text(p, n, where, &r, &jerr) < 0)
+            if (parse_line(p, n, where, &r, &jerr) < 0)
                 rc = bad(l, err, "%s", jerr.msg);
             else if (!json_is_object(r))
                 rc = bad(l, err, "%s: a line should be one JSON object", where);
@@ -1177,7 +1187,7 @@ int evals_prediction_parse(struct evals_prediction **out, const char *line, size
                            struct jb_err *err) {
     *out = NULL;
     json_t *r = NULL;
-    int rc = jb_json_load_text(line, len, where, &r, err);
+    int rc = parse_line(line, len, where, &r, err);
     if (rc) return rc;
     struct evals_prediction *p = calloc(1, sizeof *p);
     const char *text = NULL, *why = NULL;
