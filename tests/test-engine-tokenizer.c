@@ -385,6 +385,28 @@ Test(tokenizer, split_behaviors_cut_as_tokenizers_does) {
     }
 }
 
+/* tokenizers matches Split patterns with Oniguruma, whose \s is 0009-000D, 0085 and the Zs, Zl,
+ * Zp categories (Oniguruma's RE doc), i.e. White_Space: U+0085 (NEL) is whitespace, U+180E
+ * (Mongolian vowel separator, Cf since Unicode 6.3) is not (PCRE2's own \s would take it).
+ * Pattern \s removed: "a<U+180E> b" -> "a<U+180E>" | "b"; "a<U+0085>b" -> "a" | "b". Each byte
+ * is its own id here (no merges). */
+Test(tokenizer, split_regex_whitespace_is_onigurumas) {
+    char *dir = jb_test_tmpdir();
+    static const char *const none[] = {NULL};
+    char pre[512];
+    snprintf(pre, sizeof pre,
+             "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+             "{\"Regex\": \"\\\\s\"}, \"behavior\": \"Removed\", \"invert\": false}, %s]}",
+             bytelevel_plain);
+    struct molmo_tokenizer *tok = make(dir, none, none, pre);
+    ENCODES(tok, "a\xe1\xa0\x8e b", 97, 0xE1, 0xA0, 0x8E, 98);
+    ENCODES(tok, "a\xc2\x85" "b", 97, 98);
+    ENCODES(tok, "a\xe3\x80\x80" "b", 97, 98);                /* U+3000 is Zs */
+    molmo_tokenizer_free(tok);
+    jb_test_rmtree(dir);
+    free(dir);
+}
+
 /* ---- errors -------------------------------------------------------------------------------- */
 
 static void expect_load_error(const char *dir, const char *json, const char *needle) {
