@@ -9,7 +9,12 @@
 #include <string.h>
 
 const struct harness_cmd *const harness_cmds[] = {
+    &cmd_generate,
     &cmd_meters,
+    &cmd_measure,
+    &cmd_suites,
+    &cmd_score,
+    &cmd_synth,
     &cmd_tokenize,
     NULL,
 };

@@ -1,7 +1,12 @@
 noinst_LIBRARIES += harness/libharness.a
 harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 harness_libharness_a_SOURCES = \
+	harness/cmd-generate.c \
+	harness/cmd-measure.c \
 	harness/cmd-meters.c \
+	harness/cmd-score.c \
+	harness/cmd-suites.c \
+	harness/cmd-synth.c \
 	harness/cmd-tokenize.c \
 	harness/commands.c \
 	harness/harness.h

@@ -1,4 +1,5 @@
 # One Criterion binary per module; each links its module's library only.
+EXTRA_DIST += tests/data tests/fake-powercap.sh
 TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(JANSSON_CFLAGS)
 TEST_COMMON = tests/jb-test.c tests/jb-test.h
 
@@ -12,6 +13,12 @@ tests_test_engine_SOURCES = tests/test-engine.c $(TEST_COMMON)
 tests_test_engine_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 
+check_PROGRAMS += tests/test-engine-image
+tests_test_engine_image_SOURCES = tests/test-engine-image.c $(TEST_COMMON)
+tests_test_engine_image_CFLAGS = $(TEST_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS) $(ZLIB_CFLAGS)
+tests_test_engine_image_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(PNG_LIBS) $(JPEG_LIBS) \
+	$(ZLIB_LIBS) $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
 # The tokenizer tests also run `joulebench tokenize`.
 check_PROGRAMS += tests/test-engine-tokenizer
 tests_test_engine_tokenizer_SOURCES = tests/test-engine-tokenizer.c $(TEST_COMMON)
@@ -19,11 +26,17 @@ tests_test_engine_tokenizer_CFLAGS = $(TEST_CFLAGS) $(UTF8PROC_CFLAGS)
 tests_test_engine_tokenizer_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
 	$(CRITERION_LIBS) $(LIBS)
 tests_test_engine_tokenizer_DEPENDENCIES = joulebench$(EXEEXT)
+check_PROGRAMS += tests/test-engine-torchbin
+tests_test_engine_torchbin_SOURCES = tests/test-engine-torchbin.c $(TEST_COMMON)
+tests_test_engine_torchbin_CFLAGS = $(TEST_CFLAGS) $(ZLIB_CFLAGS)
+tests_test_engine_torchbin_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 
 check_PROGRAMS += tests/test-energy
 tests_test_energy_SOURCES = tests/test-energy.c $(TEST_COMMON)
 tests_test_energy_CFLAGS = $(TEST_CFLAGS)
-tests_test_energy_LDADD = $(ENERGY_LIBS) common/libjbcommon.a $(CRITERION_LIBS) $(LIBS)
+tests_test_energy_LDADD = $(ENERGY_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+# the CLI tests of the synthetic powercap tree run the program
+tests_test_energy_DEPENDENCIES = energy/libenergy.a common/libjbcommon.a joulebench$(EXEEXT)
 
 check_PROGRAMS += tests/test-evals
 tests_test_evals_SOURCES = tests/test-evals.c $(TEST_COMMON)
@@ -42,4 +55,31 @@ tests_test_harness_CFLAGS = $(TEST_CFLAGS)
 tests_test_harness_LDADD = $(CRITERION_LIBS) $(LIBS)
 tests_test_harness_DEPENDENCIES = joulebench$(EXEEXT)
 
-EXTRA_DIST += tests/data
+check_PROGRAMS += tests/test-engine-stages
+tests_test_engine_stages_SOURCES = tests/test-engine-stages.c $(TEST_COMMON)
+tests_test_engine_stages_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_stages_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+check_PROGRAMS += tests/test-engine-corrupt
+tests_test_engine_corrupt_SOURCES = tests/test-engine-corrupt.c $(TEST_COMMON)
+tests_test_engine_corrupt_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_corrupt_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+# The whole-path tests also run `joulebench generate`.
+check_PROGRAMS += tests/test-engine-generate
+tests_test_engine_generate_SOURCES = tests/test-engine-generate.c $(TEST_COMMON)
+tests_test_engine_generate_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_generate_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
+	$(CRITERION_LIBS) $(LIBS)
+tests_test_engine_generate_DEPENDENCIES = joulebench$(EXEEXT)
+
+check_PROGRAMS += tests/test-engine-dtypes
+tests_test_engine_dtypes_SOURCES = tests/test-engine-dtypes.c $(TEST_COMMON)
+tests_test_engine_dtypes_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_dtypes_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+check_PROGRAMS += tests/test-evals-data
+tests_test_evals_data_SOURCES = tests/test-evals-data.c $(TEST_COMMON)
+tests_test_evals_data_CFLAGS = $(TEST_CFLAGS)
+tests_test_evals_data_LDADD = $(EVALS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+tests_test_evals_data_DEPENDENCIES = joulebench$(EXEEXT)
