@@ -65,6 +65,16 @@ struct nvml_api {
 int backend_nvml_open_api(struct meter_backend **out, const struct nvml_api *api,
                           struct jb_err *err);
 
+/* ---- instructions and cycles (PAPI perf_event), optional ---------------------------------- */
+
+struct counters;
+/* Starts counting instructions and cycles for the calling thread and what it starts later; a
+ * JB_E* code with the reason where PAPI's perf_event component cannot. */
+int counters_open(struct counters **out, struct jb_err *err);
+/* v[0] = instructions, v[1] = cycles since counters_open; -1 each on failure. */
+int counters_read(struct counters *c, long long v[2]);
+void counters_close(struct counters *c); /* NULL is a no-op */
+
 /* ---- estimate ------------------------------------------------------------------------------ */
 
 /* P = P_idle + (TDP - P_idle) x u with P_idle = idle_frac x TDP (energy.md 1e). */

@@ -24,7 +24,8 @@ enum point_kind { POINT_TICK, POINT_MARK };
 struct mark {
     char *label;
     long sample_id;
-    size_t point; /* index of its trace point */
+    size_t point;         /* index of its trace point */
+    long long counts[2];  /* instructions, cycles; -1 = not counted */
 };
 
 struct note {
@@ -67,6 +68,9 @@ struct meter {
     atomic_bool stop_flag;
     pthread_t thread;
     double sampler_cpu_s;
+
+    struct counters *counters; /* NULL: not counted, for the reason in counters_why */
+    char counters_why[JB_ERR_MSG_MAX];
 
     double idle_w, idle_s;
     double idle_dom_w[METER_MAX_DOMAINS];
@@ -158,6 +162,7 @@ static int mark_locked(struct meter *m, const char *label, long sample_id, struc
         return jb_err_set(err, JB_ENOMEM, "meter: out of memory for the trace");
     }
     m->marks[m->n_marks] = (struct mark){.label = l, .sample_id = sample_id, .point = m->n_pts - 1};
+    counters_read(m->counters, m->marks[m->n_marks].counts);
     return m->n_marks++;
 }
 
@@ -305,6 +310,7 @@ out:
 void meter_close(struct meter *m) {
     if (!m) return;
     if (m->running) meter_stop(m, NULL);
+    counters_close(m->counters);
     for (int b = 0; b < m->n_be; b++) m->be[b]->close(m->be[b]);
     for (int i = 0; i < m->n_marks; i++) free(m->marks[i].label);
     free(m->marks);
@@ -412,6 +418,9 @@ static void *sampler_main(void *arg) {
 int meter_start(struct meter *m, struct jb_err *err) {
     if (m->running || m->stopped)
         return jb_err_set(err, JB_EINVAL, "meter: started twice (open a new meter per run)");
+    struct jb_err cerr = {0};
+    if (counters_open(&m->counters, &cerr) < 0)
+        snprintf(m->counters_why, sizeof m->counters_why, "%s", cerr.msg);
     pthread_mutex_lock(&m->mu);
     m->t0_ns = now_ns();
     int rc = mark_locked(m, "", -1, err);
@@ -469,6 +478,13 @@ static void phase_locked(const struct meter *m, int i, struct meter_phase *p, do
     p->energy_j = total_at(m, b) - total_at(m, a);
     p->power_w_mean = dt > 0 ? p->energy_j / dt : 0;
     p->bound_j = bound;
+    bool counted = m->marks[i].counts[0] >= 0 && m->marks[i + 1].counts[0] >= 0;
+    p->instructions = counted ? m->marks[i + 1].counts[0] - m->marks[i].counts[0] : -1;
+    p->cycles = counted ? m->marks[i + 1].counts[1] - m->marks[i].counts[1] : -1;
+}
+
+const char *meter_counters_status(const struct meter *m) {
+    return m->counters ? NULL : m->counters_why[0] ? m->counters_why : "not started";
 }
 
 int meter_phase_get(const struct meter *m, int i, struct meter_phase *p, double *domain_j) {
@@ -505,6 +521,11 @@ int meter_result_get(const struct meter *m, struct meter_result *r, double *doma
     r->n_points = (long)m->n_pts;
     r->n_read_errors = m->n_read_errors;
     r->sampler_cpu_s = m->sampler_cpu_s;
+    r->instructions = r->cycles = -1;
+    if (m->n_marks >= 2 && m->marks[0].counts[0] >= 0 && m->marks[m->n_marks - 1].counts[0] >= 0) {
+        r->instructions = m->marks[m->n_marks - 1].counts[0] - m->marks[0].counts[0];
+        r->cycles = m->marks[m->n_marks - 1].counts[1] - m->marks[0].counts[1];
+    }
     if (domain_idle_w) memcpy(domain_idle_w, m->idle_dom_w, (size_t)m->n_dom * sizeof(double));
     if (m->n_pts >= 2) {
         size_t last = m->n_pts - 1;

@@ -131,6 +131,8 @@ struct meter_phase {
     double energy_j;       /* over counted domains */
     double power_w_mean;
     double bound_j;        /* attribution uncertainty: +-(counter granularity x power) at both ends */
+    long long instructions; /* PAPI perf_event, where it works (meter_counters_status); else -1 */
+    long long cycles;
 };
 
 /* Closed phases: those before the last mark (all of them after meter_stop). */
@@ -155,7 +157,13 @@ struct meter_result {
     double sampler_overhead;    /* sampler_cpu_s / time_s */
     long n_points;              /* trace points */
     long n_read_errors;         /* counter reads that failed (the previous value was kept) */
+    long long instructions;     /* start to stop, where counted; else -1 */
+    long long cycles;
 };
+
+/* Instructions and cycles (optional, beside the energy): NULL when meter_start could count them
+ * through PAPI's perf_event component, else why not. */
+const char *meter_counters_status(const struct meter *m);
 
 /* The whole run (after meter_stop). domain_j as in meter_phase_get; domain_idle_w likewise for
  * the per-domain idle power (either may be NULL). */

@@ -740,3 +740,27 @@ Test(measure, grid_factor_and_pue_are_applied_and_named) {
     jb_test_rmtree(dir);
     free(dir);
 }
+
+Test(meter, instructions_are_counted_or_explained) {
+    struct meter *m = NULL;
+    struct jb_err err = {0};
+    struct meter_opts o = {.backend = "estimate", .tdp_w = 100};
+    cr_assert_eq(meter_open(&m, &o, &err), 0, "%s", err.msg);
+    cr_assert_eq(meter_start(m, &err), 0, "%s", err.msg);
+    cr_assert_eq(meter_mark(m, "work", 0, &err), 1);
+    volatile double x = 0;
+    for (int i = 0; i < 1000000; i++) x += i; /* at least a million instructions */
+    cr_assert_eq(meter_stop(m, &err), 0, "%s", err.msg);
+    struct meter_phase p;
+    cr_assert_eq(meter_phase_get(m, 1, &p, NULL), 0);
+    const char *why = meter_counters_status(m);
+    if (why) {
+        cr_assert_eq(p.instructions, -1);
+        cr_assert_eq(p.cycles, -1);
+        cr_assert(strlen(why) > 10, "%s", why);
+    } else {
+        cr_assert(p.instructions >= 1000000, "%lld", p.instructions);
+        cr_assert(p.cycles > 0);
+    }
+    meter_close(m);
+}
