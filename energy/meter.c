@@ -240,6 +240,26 @@ static void choose_totals(struct meter *m) {
     }
 }
 
+/* A wrap is missed when more than one counter range passes between two reads (energy.md 2):
+ * keep the period under range / (2 x P_MAX_W) for every wrapping domain. */
+#define P_MAX_W 500.0
+static void clamp_interval(struct meter *m) {
+    for (int d = 0; d < m->n_dom; d++) {
+        const struct backend_domain *bd = &m->be[m->dom_be[d]]->dom[m->dom_idx[d]];
+        if (!bd->range) continue;
+        double safe_ms = (double)bd->range * bd->scale_j / (2 * P_MAX_W) * 1e3;
+        if (safe_ms >= m->interval_ms) continue;
+        int was = m->interval_ms;
+        m->interval_ms = safe_ms < 10 ? 10 : (int)safe_ms;
+        struct jb_err e = {0};
+        jb_err_set(&e, JB_EINVAL,
+                   "%s wraps after %.1f J, %.0f ms at %.0f W: sampling every %d ms instead of "
+                   "%d ms%s", m->dom[d].name, (double)bd->range * bd->scale_j, 2 * safe_ms,
+                   P_MAX_W, m->interval_ms, was, safe_ms < 10 ? " (wraps may still be missed)" : "");
+        note_add(m, "meter", &e);
+    }
+}
+
 int meter_open(struct meter **out, const struct meter_opts *opts, struct jb_err *err) {
     static const struct meter_opts defaults = {0};
     const struct meter_opts *o = opts ? opts : &defaults;
@@ -288,6 +308,7 @@ int meter_open(struct meter **out, const struct meter_opts *opts, struct jb_err 
         }
     }
     choose_totals(m);
+    clamp_interval(m);
     size_t len = 0;
     for (int b = 0; b < m->n_be; b++) {
         len += (size_t)snprintf(m->backend_name + len, sizeof m->backend_name - len, "%s%s",

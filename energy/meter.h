@@ -63,7 +63,8 @@ int meter_backends_probe(struct meter_backend_status *out, int max, const char *
 struct meter_opts {
     const char *backend;    /* NULL or "auto": the best available; else "powercap", "perf",
                                "papi", "nvml" or "estimate" (only that one, or an error) */
-    int interval_ms;        /* sampler period; 0 = 100; 10..1000 */
+    int interval_ms;        /* sampler period; 0 = 100; 10..1000; shortened where a counter
+                               could wrap twice between reads at 500 W (see meter_note) */
     const char *sysfs_root; /* NULL = "/sys" (perf PMU) */
     const char *proc_root;  /* NULL = "/proc" (estimate: /proc/stat, /proc/cpuinfo) */
     double tdp_w;           /* estimate: the CPU's TDP; 0 = from the built-in table */
@@ -87,7 +88,8 @@ const char *meter_model(const struct meter *m);
 int meter_interval_ms(const struct meter *m);
 
 /* Why each backend preferred to the one in use was passed over ("powercap: ... EACCES fix"),
- * for stderr. code (may be NULL) gets the JB_E* code: JB_EPERM = fixable permissions. */
+ * and interval changes, for stderr. code (may be NULL) gets the JB_E* code: JB_EPERM = fixable
+ * permissions, JB_EINVAL = the sampler period was shortened so no counter wrap is missed. */
 int meter_n_notes(const struct meter *m);
 const char *meter_note(const struct meter *m, int i, int *code);
 

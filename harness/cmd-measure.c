@@ -295,7 +295,7 @@ static int run(int argc, char **argv) {
     for (int i = 0; i < meter_n_notes(m); i++) {
         int code = 0;
         const char *msg = meter_note(m, i, &code);
-        if (code == JB_EPERM)
+        if (code == JB_EPERM || code == JB_EINVAL)
             jb_log(JB_LOG_WARN, "%s", msg);
         else if (meter_source(m) == METER_SOURCE_ESTIMATED)
             jb_log(JB_LOG_INFO, "%s", msg);
