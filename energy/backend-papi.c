@@ -76,7 +76,8 @@ static bool classify(const char *comp, const char *ev, struct backend_domain *d)
         if (sscanf(p + 17, "%d_SUBZONE%d", &zone, &sub) < 1) return false;
         char name[40];
         zone_name(zone, sub, name, sizeof name);
-        if (!name[0]) snprintf(name, sizeof name, sub < 0 ? "package-%d" : "subzone-%d", sub < 0 ? zone : sub);
+        if (!name[0] && sub < 0) snprintf(name, sizeof name, "package-%d", zone);
+        if (!name[0]) snprintf(name, sizeof name, "subzone-%d", sub);
         d->kind = backend_kind_from_rapl_name(name);
         if (sub < 0)
             snprintf(d->name, sizeof d->name, "%s", name);

@@ -37,16 +37,18 @@ struct meter_backend {
 
 /* Each backend's open: 0 and *out, or a JB_E* code with the reason a user can act on in err
  * (JB_EPERM for permissions, JB_EUNSUPPORTED for "this machine has none"). */
-int backend_powercap_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);
+int backend_powercap_open(struct meter_backend **out, const struct meter_opts *o,
+                          struct jb_err *err);
 int backend_perf_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);
 int backend_papi_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);
 int backend_nvml_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);
-int backend_estimate_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);
+int backend_estimate_open(struct meter_backend **out, const struct meter_opts *o,
+                          struct jb_err *err);
 
 /* Classifies a RAPL zone by its name file ("package-0", "core", "dram", "psys" ...). */
 enum meter_domain_kind backend_kind_from_rapl_name(const char *name);
 
-/* ---- NVML, with the library's functions injectable for tests ---------------------------------- */
+/* ---- NVML, with the library's functions injectable for tests ------------------------------- */
 
 /* The NVML entry points joulebench uses, with NVML's own signatures (handles as void *). Return
  * values are nvmlReturn_t: 0 = success. */

@@ -81,7 +81,8 @@ const char *meter_source_name(enum meter_source s) {
 }
 
 const char *meter_domain_kind_name(enum meter_domain_kind k) {
-    static const char *const names[] = {"package", "core", "uncore", "dram", "psys", "gpu", "other"};
+    static const char *const names[] = {"package", "core", "uncore", "dram",
+                                        "psys",    "gpu",  "other"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "other";
 }
 
@@ -255,7 +256,8 @@ static void clamp_interval(struct meter *m) {
         jb_err_set(&e, JB_EINVAL,
                    "%s wraps after %.1f J, %.0f ms at %.0f W: sampling every %d ms instead of "
                    "%d ms%s", m->dom[d].name, (double)bd->range * bd->scale_j, 2 * safe_ms,
-                   P_MAX_W, m->interval_ms, was, safe_ms < 10 ? " (wraps may still be missed)" : "");
+                   P_MAX_W, m->interval_ms, was,
+                   safe_ms < 10 ? " (wraps may still be missed)" : "");
         note_add(m, "meter", &e);
     }
 }
@@ -281,8 +283,8 @@ int meter_open(struct meter **out, const struct meter_opts *opts, struct jb_err 
         while (i < N_BACKENDS && strcmp(backends[i].name, want) != 0) i++;
         if (i == N_BACKENDS) {
             rc = jb_err_set(err, JB_EINVAL,
-                            "unknown meter '%s' (known: auto, powercap, perf, papi, nvml, estimate)",
-                            want);
+                            "unknown meter '%s' (known: auto, powercap, perf, papi, nvml, "
+                            "estimate)", want);
             goto out;
         }
         rc = backends[i].open(&be, o, err);
@@ -411,7 +413,8 @@ int meter_idle_measure(struct meter *m, double seconds, struct jb_err *err) {
         t_prev = t;
     }
     m->idle_w = median(w, n);
-    for (int d = 0; d < m->n_dom; d++) m->idle_dom_w[d] = median(w + (size_t)(d + 1) * (size_t)n, n);
+    for (int d = 0; d < m->n_dom; d++)
+        m->idle_dom_w[d] = median(w + (size_t)(d + 1) * (size_t)n, n);
     m->idle_s = (double)(t_prev - t_begin) * 1e-9;
     free(w);
     return 0;

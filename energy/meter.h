@@ -132,7 +132,7 @@ struct meter_phase {
     double t_end_s;
     double energy_j;       /* over counted domains */
     double power_w_mean;
-    double bound_j;        /* attribution uncertainty: +-(counter granularity x power) at both ends */
+    double bound_j;        /* attribution uncertainty: counter granularity x power, both ends */
     long long instructions; /* PAPI perf_event, where it works (meter_counters_status); else -1 */
     long long cycles;
 };
@@ -149,7 +149,7 @@ double meter_sample_energy_j(const struct meter *m, long sample_id);
 struct meter_result {
     double time_s;              /* start to stop */
     double energy_j;            /* over counted domains */
-    double energy_above_idle_j; /* energy_j - idle_power_w x time_s, >= 0; = energy_j w/o baseline */
+    double energy_above_idle_j; /* energy_j - idle_power_w x time_s, >= 0 */
     double idle_power_w;        /* median idle power (counted domains); 0 without baseline */
     double idle_s;              /* how long the baseline sampled; 0 = none */
     double power_w_mean;

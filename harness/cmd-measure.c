@@ -33,8 +33,8 @@ static void usage(void) {
            "  --meter NAME           auto (default), powercap, perf, papi, nvml or estimate\n"
            "  --idle-s N             idle baseline before CMD, seconds (default 5; 0 skips)\n"
            "  --tdp-w W              estimate: the CPU's TDP in watts (default: built-in table)\n"
-           "  --region CODE          grid carbon intensity of a region (default WORLD, 481 g/kWh);\n"
-           "                         'list' prints the table\n"
+           "  --region CODE          grid carbon intensity of a region (default WORLD,\n"
+           "                         481 g/kWh); 'list' prints the table\n"
            "  --grid-g-per-kwh X     grid carbon intensity in g CO2e/kWh (wins over --region)\n"
            "  --pue X                power usage effectiveness, >= 1 (default 1: a local machine)\n"
            "  --embodied-g-per-h X   embodied emissions per hour of machine time (default 0: off)\n"
@@ -124,7 +124,8 @@ static json_t *result_json(const struct meter *m, const struct meter_result *r,
     json_t *doms = json_array(), *cmd = json_array(), *notes = json_array();
     for (int d = 0; d < meter_n_domains(m); d++) {
         const struct meter_domain *dm = meter_domain_get(m, d);
-        const struct meter_domain *parent = dm->parent >= 0 ? meter_domain_get(m, dm->parent) : NULL;
+        const struct meter_domain *parent =
+            dm->parent >= 0 ? meter_domain_get(m, dm->parent) : NULL;
         json_array_append_new(
             doms, json_pack("{s:s, s:f, s:s, s:s, s:s, s:b, s:s?, s:f}", "name", dm->name,
                             "energy_j", dj[d], "kind", meter_domain_kind_name(dm->kind), "source",
@@ -204,7 +205,8 @@ static void print_human(const struct meter *m, const struct meter_result *r, con
              c->embodied_g_per_h > 0 ? ", with embodied emissions" : "");
     line(o, true, v, "estimated", w);
     snprintf(v, sizeof v, "%.4f %%", 100.0 * r->sampler_overhead);
-    snprintf(w, sizeof w, "sampler overhead (thread CPU %.3f ms / wall time; every %d ms, %ld points)",
+    snprintf(w, sizeof w,
+             "sampler overhead (thread CPU %.3f ms / wall time; every %d ms, %ld points)",
              r->sampler_cpu_s * 1e3, meter_interval_ms(m), r->n_points);
     line(o, false, v, "measured", w);
     if (r->instructions >= 0) {

@@ -130,8 +130,9 @@ Test(estimate, is_labelled_estimated_with_its_model) {
     cr_assert_eq(meter_source(m), METER_SOURCE_ESTIMATED);
     cr_assert_str_eq(meter_source_name(meter_source(m)), "estimated");
     cr_assert_not_null(meter_model(m));
-    cr_assert(strstr(meter_model(m), "estimated:tdp-util") && strstr(meter_model(m), "TDP = 200 W") &&
-                  strstr(meter_model(m), "--tdp-w"),
+    const char *model = meter_model(m);
+    cr_assert(strstr(model, "estimated:tdp-util") && strstr(model, "TDP = 200 W") &&
+                  strstr(model, "--tdp-w"),
               "%s", meter_model(m));
     cr_assert_eq(meter_n_domains(m), 1);
     cr_assert_eq(meter_domain_get(m, 0)->source, METER_SOURCE_ESTIMATED);
@@ -765,4 +766,32 @@ Test(meter, instructions_are_counted_or_explained) {
         cr_assert(p.cycles > 0);
     }
     meter_close(m);
+}
+
+Test(perf, a_power_pmu_without_usable_events_says_so) {
+    /* a fake sysfs: the PMU's type is no real PMU, so perf_event_open refuses the event */
+    char *dir = jb_test_tmpdir(), path[512];
+    snprintf(path, sizeof path, "mkdir -p '%s/bus/event_source/devices/power/events'", dir);
+    cr_assert_eq(system(path), 0);
+    const char *pmu = "/bus/event_source/devices/power";
+    static const char *const files[][2] = {
+        {"type", "4000000\n"},
+        {"cpumask", "0\n"},
+        {"events/energy-pkg", "event=0x02\n"},
+        {"events/energy-pkg.scale", "2.3283064365386962890625e-10\n"},
+        {"events/energy-pkg.unit", "Joules\n"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s%s/%s", dir, pmu, files[i][0]);
+        jb_test_write_file(path, files[i][1], strlen(files[i][1]));
+    }
+    struct meter_backend *b = NULL;
+    struct jb_err err = {0};
+    struct meter_opts o = {.sysfs_root = dir};
+    int rc = backend_perf_open(&b, &o, &err);
+    cr_assert(rc == JB_EUNSUPPORTED || rc == JB_EPERM, "rc %d: %s", rc, err.msg);
+    cr_assert(strstr(err.msg, "no usable energy events") || strstr(err.msg, "perf_event_paranoid"),
+              "%s", err.msg);
+    jb_test_rmtree(dir);
+    free(dir);
 }
