@@ -30,7 +30,8 @@ struct papi {
     int es;
 };
 
-static int papi_read(struct meter_backend *b, uint64_t *raw) {
+static int papi_read(struct meter_backend *b, uint64_t *raw, double t_s) {
+    (void)t_s;
     struct papi *p = b->priv;
     long long v[BACKEND_MAX_DOMAINS];
     if (PAPI_read(p->es, v) != PAPI_OK) return JB_EIO;

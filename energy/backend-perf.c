@@ -29,7 +29,8 @@ static int read_text(const char *path, char *buf, size_t len) {
     return 0;
 }
 
-static int perf_read(struct meter_backend *b, uint64_t *raw) {
+static int perf_read(struct meter_backend *b, uint64_t *raw, double t_s) {
+    (void)t_s;
     struct perf *p = b->priv;
     for (int i = 0; i < b->n; i++)
         if (pread(p->fd[i], &raw[i], sizeof raw[i], 0) != (ssize_t)sizeof raw[i]) return JB_EIO;

@@ -44,7 +44,8 @@ struct pc {
     powercap_zone zone[BACKEND_MAX_DOMAINS];
 };
 
-static int pc_read(struct meter_backend *b, uint64_t *raw) {
+static int pc_read(struct meter_backend *b, uint64_t *raw, double t_s) {
+    (void)t_s;
     struct pc *pc = b->priv;
     for (int i = 0; i < b->n; i++)
         if (powercap_zone_get_energy_uj(&pc->zone[i], &raw[i]) < 0) return JB_EIO;

@@ -28,9 +28,11 @@ struct meter_backend {
     char model[512];             /* estimate: the formula and its inputs; else "" */
     int n;
     struct backend_domain dom[BACKEND_MAX_DOMAINS];
-    /* Reads every domain's raw counter into raw[0..n-1]. Called with the meter's mutex held,
-     * from the sampler thread or the caller of meter_mark. Returns 0 or a JB_E* code. */
-    int (*read)(struct meter_backend *b, uint64_t *raw);
+    /* Reads every domain's raw counter into raw[0..n-1]. t_s is the meter's timestamp of this
+     * reading (CLOCK_MONOTONIC seconds): backends that integrate power use it, so that their
+     * energy spans exactly the meter's intervals. Called with the meter's mutex held, from the
+     * sampler thread or the caller of meter_mark. Returns 0 or a JB_E* code. */
+    int (*read)(struct meter_backend *b, uint64_t *raw, double t_s);
     void (*close)(struct meter_backend *b);
     void *priv;
 };

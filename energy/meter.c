@@ -106,12 +106,12 @@ static double thread_cpu_s(void) {
 
 /* Reads every backend and adds the deltas to acc_j. A failed read keeps the previous raw
  * values (its energy shows up at the next good read). */
-static void read_locked(struct meter *m) {
+static void read_locked(struct meter *m, uint64_t t_ns) {
     uint64_t raw[BACKEND_MAX_DOMAINS];
     int base = 0;
     for (int b = 0; b < m->n_be; b++) {
         struct meter_backend *be = m->be[b];
-        if (be->read(be, raw) < 0) {
+        if (be->read(be, raw, (double)t_ns * 1e-9) < 0) {
             m->n_read_errors++;
         } else {
             for (int i = 0; i < be->n; i++) {
@@ -140,8 +140,9 @@ static int point_locked(struct meter *m, enum point_kind kind) {
         m->pt_acc = a;
         m->cap_pts = cap;
     }
-    read_locked(m);
-    m->pt_t_ns[m->n_pts] = now_ns();
+    uint64_t t = now_ns();
+    read_locked(m, t);
+    m->pt_t_ns[m->n_pts] = t;
     m->pt_kind[m->n_pts] = (unsigned char)kind;
     memcpy(m->pt_acc + m->n_pts * (size_t)m->n_dom, m->acc_j, (size_t)m->n_dom * sizeof(double));
     m->n_pts++;
@@ -319,7 +320,7 @@ int meter_open(struct meter **out, const struct meter_opts *opts, struct jb_err 
         if (m->be[b]->model[0]) snprintf(m->model, sizeof m->model, "%s", m->be[b]->model);
     }
     pthread_mutex_lock(&m->mu);
-    read_locked(m); /* primes raw[]: the first delta is from here */
+    read_locked(m, now_ns()); /* primes raw[]: the first delta is from here */
     pthread_mutex_unlock(&m->mu);
 out:
     if (rc < 0) {
@@ -391,16 +392,16 @@ int meter_idle_measure(struct meter *m, double seconds, struct jb_err *err) {
     if (!w) return jb_err_set(err, JB_ENOMEM, "meter: out of memory for the idle baseline");
     double prev[METER_MAX_DOMAINS];
     pthread_mutex_lock(&m->mu);
-    read_locked(m);
     uint64_t t_prev = now_ns(), t_begin = t_prev, next = t_prev;
+    read_locked(m, t_prev);
     memcpy(prev, m->acc_j, sizeof prev);
     pthread_mutex_unlock(&m->mu);
     for (int k = 0; k < n; k++) {
         next += step;
         sleep_until(next);
         pthread_mutex_lock(&m->mu);
-        read_locked(m);
         uint64_t t = now_ns();
+        read_locked(m, t);
         double dt = (double)(t - t_prev) * 1e-9, tot = 0;
         for (int d = 0; d < m->n_dom; d++) {
             double p = (m->acc_j[d] - prev[d]) / dt;
