@@ -1,8 +1,15 @@
 noinst_LIBRARIES += engine/libengine.a
-engine_libengine_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS) $(ZLIB_CFLAGS)
+engine_libengine_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS) \
+	$(JPEG_CFLAGS) $(PCRE2_CFLAGS) $(UTF8PROC_CFLAGS) $(ZLIB_CFLAGS)
 engine_libengine_a_SOURCES = \
 	engine/dtype.c \
+	engine/image-impl.h \
+	engine/image.c \
 	engine/molmo.h \
+	engine/preprocess.c \
+	engine/tokenizer-impl.h \
+	engine/tokenizer.c \
 	engine/torchbin-impl.h \
 	engine/torchbin.c
-ENGINE_LIBS = engine/libengine.a $(OPENBLAS_LIBS) $(ZLIB_LIBS)
+ENGINE_LIBS = engine/libengine.a $(OPENBLAS_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(PCRE2_LIBS) \
+	$(UTF8PROC_LIBS) $(ZLIB_LIBS)

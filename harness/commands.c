@@ -10,6 +10,7 @@
 
 const struct harness_cmd *const harness_cmds[] = {
     &cmd_meters,
+    &cmd_tokenize,
     NULL,
 };
 

@@ -29,5 +29,6 @@ int harness_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *harness_version_string(void);
 
 extern const struct harness_cmd cmd_meters;
+extern const struct harness_cmd cmd_tokenize;
 
 #endif /* HARNESS_H */

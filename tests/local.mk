@@ -12,6 +12,20 @@ tests_test_engine_SOURCES = tests/test-engine.c $(TEST_COMMON)
 tests_test_engine_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 
+check_PROGRAMS += tests/test-engine-image
+tests_test_engine_image_SOURCES = tests/test-engine-image.c $(TEST_COMMON)
+tests_test_engine_image_CFLAGS = $(TEST_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS) $(ZLIB_CFLAGS)
+tests_test_engine_image_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(PNG_LIBS) $(JPEG_LIBS) \
+	$(ZLIB_LIBS) $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+# The tokenizer tests also run `joulebench tokenize`.
+check_PROGRAMS += tests/test-engine-tokenizer
+tests_test_engine_tokenizer_SOURCES = tests/test-engine-tokenizer.c $(TEST_COMMON)
+tests_test_engine_tokenizer_CFLAGS = $(TEST_CFLAGS) $(UTF8PROC_CFLAGS)
+tests_test_engine_tokenizer_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
+	$(CRITERION_LIBS) $(LIBS)
+tests_test_engine_tokenizer_DEPENDENCIES = joulebench$(EXEEXT)
+
 check_PROGRAMS += tests/test-engine-torchbin
 tests_test_engine_torchbin_SOURCES = tests/test-engine-torchbin.c $(TEST_COMMON)
 tests_test_engine_torchbin_CFLAGS = $(TEST_CFLAGS) $(ZLIB_CFLAGS)
