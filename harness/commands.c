@@ -11,6 +11,7 @@
 const struct harness_cmd *const harness_cmds[] = {
     &cmd_meters,
     &cmd_tokenize,
+    &cmd_tensors,
     NULL,
 };
 

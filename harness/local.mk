@@ -2,6 +2,7 @@ noinst_LIBRARIES += harness/libharness.a
 harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 harness_libharness_a_SOURCES = \
 	harness/cmd-meters.c \
+	harness/cmd-tensors.c \
 	harness/cmd-tokenize.c \
 	harness/commands.c \
 	harness/harness.h
