@@ -45,11 +45,13 @@ struct molmo_torchbin; /* opaque: the mapping, the zip directory, the tensor tab
  * Every offset, size, stride and index is bounds-checked against the file; storages are not
  * read (nor CRC-checked: see molmo_torchbin_verify), so opening a 29 GB file touches only its
  * directory, its pickle and one local header per storage. Errors: JB_EIO/JB_ENOTFOUND (open),
- * JB_EFORMAT (malformed zip or pickle, a storage too short for its tensor, a value that is not
- * a tensor), JB_EUNSUPPORTED (a global or opcode the restricted unpickler refuses, a compressed
- * entry, big-endian data, a storage dtype other than F32/BF16/F16), JB_ENOTFOUND (a storage
- * entry the pickle names is missing), JB_ENOMEM. Messages start with the path. On error *out
- * is NULL. */
+ * JB_EFORMAT (malformed zip or pickle, a byte that is no pickle opcode, a storage too short for
+ * its tensor, a value that is not a tensor), JB_EUNSUPPORTED (a global or a pickle opcode the
+ * restricted unpickler refuses, a compressed entry, big-endian data, a storage dtype other than
+ * F32/BF16/F16), JB_ENOTFOUND (a storage entry the pickle names is missing), JB_ENOMEM.
+ * Messages start with the path and, for the pickle, give the byte offset and the opcode:
+ * "F.bin: archive/data.pkl at byte 2 (GLOBAL): global posix.system is not allowed: ...".
+ * On error *out is NULL. */
 int molmo_torchbin_open(struct molmo_torchbin **out, const char *path, struct jb_err *err);
 
 /* Unmaps the file and frees the table and every owned copy; NULL is a no-op. */

@@ -539,7 +539,8 @@ Test(torchbin, protocol_4_opcodes_and_old_rebuilds_are_read) {
     struct jb_err err = {0};
     cr_assert_eq(molmo_torchbin_open(&tb, path, &err), 0, "%s", err.msg);
     cr_assert_eq(molmo_torchbin_count(tb), 2);
-    const struct molmo_torchbin_tensor *a = molmo_torchbin_get(tb, 0), *b = molmo_torchbin_get(tb, 1);
+    const struct molmo_torchbin_tensor *a = molmo_torchbin_get(tb, 0);
+    const struct molmo_torchbin_tensor *b = molmo_torchbin_get(tb, 1);
     cr_assert_str_eq(a->name, "a");
     cr_assert(a->ndim == 1 && a->shape[0] == 3 && a->nbytes == 12);
     cr_assert_eq(memcmp(a->data, s0 + 3, 12), 0);
@@ -572,7 +573,10 @@ Test(torchbin, a_posix_system_global_is_refused_by_name) {
 /* Hidden inside a tensor's rebuild, after a valid first entry; also via STACK_GLOBAL. */
 Test(torchbin, foreign_globals_anywhere_are_refused_by_name) {
     const char *cases[][2] = {
-        {"os", "system"}, {"builtins", "eval"}, {"torch", "load"}, {"torch._utils", "_rebuild_parameter"},
+        {"os", "system"},
+        {"builtins", "eval"},
+        {"torch", "load"},
+        {"torch._utils", "_rebuild_parameter"},
     };
     for (size_t k = 0; k < 4; k++) {
         struct buf p = {0};
@@ -867,8 +871,11 @@ Test(torchbin, zip_offsets_out_of_range_are_clean_errors) {
         struct buf c = {0};
         put(&c, z.p, z.n);
         size_t second = cd + 46 + strlen(e[0].name); /* no extra, no comment in the central dir */
-        size_t at = cases[k].where == 0 ? eocd + 16 : cases[k].where == 1 ? second + 42 : second + 20;
-        for (int i = 0; i < 4; i++) c.p[at + (size_t)i] = (unsigned char)(cases[k].value >> (8 * i));
+        size_t at = cases[k].where == 0   ? eocd + 16
+                    : cases[k].where == 1 ? second + 42
+                                          : second + 20;
+        for (int i = 0; i < 4; i++)
+            c.p[at + (size_t)i] = (unsigned char)(cases[k].value >> (8 * i));
         if (cases[k].where == 2)
             for (int i = 0; i < 4; i++) c.p[at + 4 + (size_t)i] = c.p[at + (size_t)i];
         char *path = write_file("off.bin", &c);
@@ -900,7 +907,8 @@ Test(torchbin, mutated_pickles_open_or_fail_cleanly) {
                 for (size_t k = 0; k < molmo_torchbin_count(tb); k++) {
                     const struct molmo_torchbin_tensor *t = molmo_torchbin_get(tb, k);
                     volatile unsigned char sink = 0;
-                    for (size_t j = 0; j < t->nbytes; j++) sink ^= ((const unsigned char *)t->data)[j];
+                    const unsigned char *d = t->data;
+                    for (size_t j = 0; j < t->nbytes; j++) sink ^= d[j];
                     (void)sink;
                 }
                 molmo_torchbin_close(tb);
@@ -1152,7 +1160,8 @@ Test(torchbin_golden, tensors_command_lists_every_tensor) {
      * 20-byte name + 32-byte extra) */
     const char *line = strstr(p.out, "\nmodel.transformer.wte.embedding ");
     cr_assert(line);
-    cr_assert(strstr(line, "F32    [264, 64]         33600\n") == strchr(line, 'F'), "%.200s", line);
+    cr_assert(strstr(line, "F32    [264, 64]         33600\n") == strchr(line, 'F'), "%.200s",
+              line);
     jb_test_proc_free(&p);
     free(path);
 }
