@@ -311,18 +311,91 @@ static int parse_normalizer(struct molmo_tokenizer *tok, const json_t *n, const 
                       path, where, type);
 }
 
+/* tokenizers matches with Oniguruma, whose Unicode escapes differ from PCRE2's in UCP mode:
+ * Onig's \s is White_Space (PCRE2 adds U+180E through \h), Onig's \w is L|M|N|Pc (PCRE2 10.42:
+ * L|N|_), and Onig's \h is a hex digit (PCRE2: horizontal space). Those are rewritten to
+ * explicit classes; the few with no exact rewrite here are rejected. *out is malloc'd. */
+static int onig_to_pcre2(const char *pat, size_t len, char **out, size_t *out_len,
+                         const char *path, const char *where, struct jb_err *err) {
+    static const char word[] = "\\p{L}\\p{M}\\p{N}\\p{Pc}", hex[] = "0-9a-fA-F";
+    char *o = malloc(32 * len + 1);
+    size_t n = 0;
+    bool in_class = false;
+    if (!o) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+#define PUT(str) (memcpy(o + n, (str), strlen(str)), n += strlen(str))
+    for (size_t i = 0; i < len; i++) {
+        char c = pat[i];
+        if (c == '\\' && i + 1 < len) {
+            char d = pat[++i];
+            const char *bad = NULL;
+            if (d == 's') PUT("\\p{White_Space}");
+            else if (d == 'S') PUT("\\P{White_Space}");
+            else if (d == 'w' || d == 'h') {
+                if (!in_class) PUT("[");
+                PUT(d == 'w' ? word : hex);
+                if (!in_class) PUT("]");
+            } else if (d == 'W' || d == 'H') {
+                if (in_class) bad = d == 'W' ? "\\W inside [...]" : "\\H inside [...]";
+                else {
+                    PUT("[^");
+                    PUT(d == 'W' ? word : hex);
+                    PUT("]");
+                }
+            } else if ((d == 'b' && !in_class) || d == 'B') bad = "word boundaries (\\b, \\B)";
+            else if (d == 'Q') bad = "\\Q...\\E";
+            else {
+                o[n++] = c;
+                o[n++] = d;
+            }
+            if (bad) {
+                free(o);
+                return jb_err_set(err, JB_EUNSUPPORTED,
+                                  "%s: %s: %s not supported (Oniguruma semantics)", path, where,
+                                  bad);
+            }
+            continue;
+        }
+        if (in_class && c == '[' && i + 1 < len && pat[i + 1] == ':') {
+            free(o);
+            return jb_err_set(err, JB_EUNSUPPORTED,
+                              "%s: %s: POSIX bracket classes not supported (Oniguruma semantics)",
+                              path, where);
+        }
+        o[n++] = c;
+        if (!in_class && c == '[') {
+            in_class = true;
+            if (i + 1 < len && pat[i + 1] == '^') o[n++] = pat[++i];
+            if (i + 1 < len && pat[i + 1] == ']') o[n++] = pat[++i];   /* a literal ']' */
+        } else if (in_class && c == ']') {
+            in_class = false;
+        }
+    }
+#undef PUT
+    o[n] = '\0';
+    *out = o;
+    *out_len = n;
+    return 0;
+}
+
 static int compile_re(pcre2_code **out, const char *pat, size_t len, bool literal,
                       const char *path, const char *where, struct jb_err *err) {
     int ec;
     PCRE2_SIZE eo;
-    /* UCP: \s, \d and case folding by Unicode properties, as Oniguruma in tokenizers */
+    char *conv = NULL;
+    size_t conv_len = len;
+    if (!literal) {
+        int rc = onig_to_pcre2(pat, len, &conv, &conv_len, path, where, err);
+        if (rc) return rc;
+    }
+    /* UCP: \p, \d and case folding by Unicode properties, as Oniguruma in tokenizers */
     uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
-    *out = pcre2_compile((PCRE2_SPTR)pat, len, opts, &ec, &eo, NULL);
+    *out = pcre2_compile((PCRE2_SPTR)(conv ? conv : pat), conv_len, opts, &ec, &eo, NULL);
+    free(conv);
     if (!*out) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
-        return jb_err_set(err, JB_EFORMAT, "%s: %s: bad regex at offset %zu: %s", path, where,
-                          (size_t)eo, (const char *)msg);
+        return jb_err_set(err, JB_EFORMAT, "%s: %s: bad regex (%s)", path, where,
+                          (const char *)msg);
     }
     pcre2_jit_compile(*out, PCRE2_JIT_COMPLETE);        /* falls back to the interpreter */
     return 0;

@@ -1,0 +1,113 @@
+/* kernels.c: the float32 building blocks of every stage: products with weights in their stored
+ * dtype (OpenBLAS), LayerNorm, RMSNorm, softmax, the scratch arena. */
+#include "config.h"
+
+#include "engine/model-impl.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Weight rows converted per tile: 64 Ki floats (256 KiB) stays in L2 while OpenBLAS reads it. */
+#define TILE_FLOATS ((size_t)1 << 16)
+
+void *molmo_arena_alloc(struct molmo_arena *a, size_t bytes) {
+    size_t at = (a->used + 63) & ~(size_t)63;  /* cache-line aligned */
+    if (at > a->cap || bytes > a->cap - at) return NULL;
+    a->used = at + bytes;
+    if (a->used > a->high) a->high = a->used;
+    return a->base + at;
+}
+
+size_t molmo_linear_scratch_floats(int in_dim) {
+    return (size_t)in_dim > TILE_FLOATS ? (size_t)in_dim : TILE_FLOATS;
+}
+
+void molmo_tensor_rows(float *dst, const struct molmo_tensor *t, size_t r0, size_t n) {
+    size_t cols = t->ndim >= 2 ? (size_t)t->shape[t->ndim - 1] : 1;
+    const unsigned char *src = (const unsigned char *)t->data + r0 * cols * molmo_dtype_size(t->dt);
+    molmo_convert_to_f32(dst, src, t->dt, n * cols);
+}
+
+void molmo_linear(struct molmo_arena *a, float *y, const float *x, int T,
+                  const struct molmo_tensor *w, const float *b) {
+    int out = (int)w->shape[0], in = (int)w->shape[1];
+    if (w->dt == MOLMO_DTYPE_F32 && ((uintptr_t)w->data & (sizeof(float) - 1)) == 0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in,
+                    (const float *)w->data, in, 0.0f, y, out);
+    } else {
+        /* Stored BF16/F16 (or misaligned F32): convert a tile of rows, multiply, repeat. The
+         * conversion is exact, so the result equals the float32 product of the same values. */
+        size_t mark = molmo_arena_mark(a);
+        size_t rows = TILE_FLOATS / (size_t)in;
+        if (rows == 0) rows = 1;
+        float *tile = molmo_arena_alloc(a, rows * (size_t)in * sizeof(float));
+        /* the arena is sized at load for the largest tile: running out is our bug */
+        if (!tile) __builtin_trap();
+        for (size_t r0 = 0; r0 < (size_t)out; r0 += rows) {
+            size_t n = (size_t)out - r0 < rows ? (size_t)out - r0 : rows;
+            molmo_tensor_rows(tile, w, r0, n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n, in, 1.0f, x, in, tile,
+                        in, 0.0f, y + r0, out);
+        }
+        molmo_arena_reset(a, mark);
+    }
+    if (b) {
+        for (int t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * out;
+            for (int o = 0; o < out; o++) yt[o] += b[o];
+        }
+    }
+}
+
+/* y (T,D) = (x - mean) / sqrt(var + eps) * g + b, biased variance as torch.nn.LayerNorm. */
+void molmo_layernorm(float *y, const float *x, const float *g, const float *b, int T, int D,
+                     float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * D;
+        float *yt = y + (size_t)t * D;
+        double s = 0.0;
+        for (int i = 0; i < D; i++) s += xt[i];
+        float mean = (float)(s / D);
+        double v = 0.0;
+        for (int i = 0; i < D; i++) {
+            double d = (double)xt[i] - mean;
+            v += d * d;
+        }
+        float r = 1.0f / sqrtf((float)(v / D) + eps);
+        for (int i = 0; i < D; i++) yt[i] = (xt[i] - mean) * r * g[i] + b[i];
+    }
+}
+
+/* y (T,D) = x / sqrt(mean(x²) + eps) * g (molmo.md §7.2). y may equal x. */
+void molmo_rmsnorm(float *y, const float *x, const float *g, int T, int D, float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * D;
+        float *yt = y + (size_t)t * D;
+        double ss = 0.0; /* double: D reaches 8192 */
+        for (int i = 0; i < D; i++) ss += (double)xt[i] * xt[i];
+        float r = 1.0f / sqrtf((float)(ss / D) + eps);
+        for (int i = 0; i < D; i++) yt[i] = xt[i] * r * g[i];
+    }
+}
+
+/* In place over n values, max-subtracted. */
+void molmo_softmax(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double s = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        s += x[i];
+    }
+    float inv = (float)(1.0 / s);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+int32_t molmo_argmax(const float *logits, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    return best;
+}
