@@ -482,7 +482,8 @@ static int parse_pretok(struct molmo_tokenizer *tok, const json_t *p, const char
                       path, where, type);
 }
 
-/* The merged token of a merge line, as a new string "ab" (malloc'd) with a and b's ids. */
+/* Merge line i ("a b", or ["a", "b"] in newer files) as the ids of a, b and of the merged
+ * token ab; all three must be in the vocabulary (tokenizers refuses the file otherwise). */
 static int parse_merge(const struct molmo_tokenizer *tok, const json_t *m, size_t i,
                        int32_t *a, int32_t *b, int32_t *ab, const char *path,
                        struct jb_err *err) {
@@ -878,6 +879,8 @@ struct enc {
     struct spans spans[MAX_STAGES];
     char *pfx;                      /* ByteLevel's add_prefix_space copy */
     size_t pfx_cap;
+    char *word;                     /* a word in byte-alphabet characters (ignore_merges) */
+    size_t word_cap;
     /* BPE scratch */
     int32_t *sym;
     int32_t *nxt, *prv;
@@ -966,14 +969,13 @@ static int bpe(struct enc *e, const char *s, size_t n) {
     const struct molmo_tokenizer *tok = e->tok;
     if (n == 1) return emit(e, &tok->byte_id[(unsigned char)s[0]], 1);
     if (tok->ignore_merges) {                         /* a word in the vocabulary is kept whole */
-        char buf[4 * 64];
-        if (n <= 64) {
-            size_t m = 0;
-            for (size_t i = 0; i < n; i++)
-                m += (size_t)put_utf8(buf + m, tok->byte_cp[(unsigned char)s[i]]);
-            int32_t id = vocab_find(tok, buf, m);
-            if (id >= 0) return emit(e, &id, 1);
-        }
+        /* alphabet characters are below U+0800: at most 2 UTF-8 bytes per byte */
+        if (grow((void **)&e->word, &e->word_cap, 2 * n, 1) < 0) return enc_nomem(e);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            m += (size_t)put_utf8(e->word + m, tok->byte_cp[(unsigned char)s[i]]);
+        int32_t id = vocab_find(tok, e->word, m);
+        if (id >= 0) return emit(e, &id, 1);
     }
     struct cache_slot *slot = NULL;
     uint64_t h = 0;
@@ -1301,6 +1303,7 @@ out:
     pcre2_match_data_free(e.md);
     for (int k = 0; k < MAX_STAGES; k++) free(e.spans[k].v);
     free(e.pfx);
+    free(e.word);
     free(e.sym);
     free(e.nxt);
     free(e.prv);

@@ -322,6 +322,33 @@ Test(tokenizer, equal_ranks_merge_leftmost_first) {
     free(dir);
 }
 
+/* model.ignore_merges (tokenizers >= 0.19): a word that is itself in the vocabulary is one token
+ * without merging. Vocabulary ab = 256, abc = 257, merge "a b" only: "abc" is ab + c normally,
+ * abc with ignore_merges; "abd" (not in the vocabulary) merges as usual. */
+Test(tokenizer, ignore_merges_keeps_vocabulary_words_whole) {
+    char *dir = jb_test_tmpdir();
+    static const char *const extra[] = {"ab", "abc", NULL};
+    static const char *const merges[] = {"a b", NULL};
+    struct molmo_tokenizer *tok = make(dir, extra, merges, bytelevel_plain);
+    ENCODES(tok, "abc", 256, 99);
+    molmo_tokenizer_free(tok);
+    char *path = write_tokenizer(dir, extra, merges, bytelevel_plain, NULL);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    cr_assert_not_null(root);
+    json_object_set_new(json_object_get(root, "model"), "ignore_merges", json_true());
+    cr_assert_eq(json_dump_file(root, path, 0), 0);
+    json_decref(root);
+    struct jb_err err = {0};
+    cr_assert_eq(molmo_tokenizer_load(&tok, path, &err), 0, "%s", err.msg);
+    ENCODES(tok, "abc", 257);
+    ENCODES(tok, "abd", 256, 100);
+    molmo_tokenizer_free(tok);
+    free(path);
+    jb_test_rmtree(dir);
+    free(dir);
+}
+
 /* Bytes map through the GPT-2 alphabet: a space is 'Ġ' (byte 0x20 = id 32 here), 'é' is the
  * two bytes C3 A9 (ids 195, 169); the GPT-2 regex keeps " b" as one word so "Ġb" merges. */
 Test(tokenizer, bytes_map_through_the_gpt2_alphabet) {
