@@ -52,6 +52,8 @@ struct stage {
 
 struct added_token {
     uint32_t off, len;              /* content in tok->strs */
+    uint32_t moff, mlen;            /* the form matched in text: the content, normalized when
+                                       "normalized" (tokenizers normalizes it for its trie) */
     int32_t id;
     bool normalized, special;
 };
@@ -273,6 +275,34 @@ static int get_type(const json_t *obj, const char **out, const char *path, const
                           where, jb_json_type_name(t));
     *out = json_string_value(t);
     return 0;
+}
+
+/* s[0..*n) through the file's normalizers: a malloc'd buffer and its length in *n, or NULL with
+ * a utf8proc error code in *errc (JB_ENOMEM-like failures included). */
+static unsigned char *normalize_chain(const struct molmo_tokenizer *tok, const char *s,
+                                      size_t *n, utf8proc_ssize_t *errc) {
+    static const int opts[] = {
+        [NORM_NFC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE,
+        [NORM_NFD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
+        [NORM_NFKC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
+        [NORM_NFKD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
+    };
+    unsigned char *cur = NULL;
+    for (int i = 0; i < tok->n_norm; i++) {
+        unsigned char *next = NULL;
+        utf8proc_ssize_t m = utf8proc_map(cur ? cur : (const unsigned char *)s,
+                                          (utf8proc_ssize_t)*n, &next,
+                                          (utf8proc_option_t)opts[tok->norm[i]]);
+        free(cur);
+        if (m < 0) {
+            free(next);
+            *errc = m;
+            return NULL;
+        }
+        cur = next;
+        *n = (size_t)m;
+    }
+    return cur;
 }
 
 static int parse_normalizer(struct molmo_tokenizer *tok, const json_t *n, const char *path,
@@ -660,9 +690,9 @@ static int cmp_matcher(const void *x, const void *y, void *ctx) {
     const struct molmo_tokenizer *tok = ctx;
     const struct added_token *a = &tok->added[*(const uint32_t *)x];
     const struct added_token *b = &tok->added[*(const uint32_t *)y];
-    unsigned char fa = (unsigned char)tok->strs[a->off], fb = (unsigned char)tok->strs[b->off];
+    unsigned char fa = (unsigned char)tok->strs[a->moff], fb = (unsigned char)tok->strs[b->moff];
     if (fa != fb) return fa < fb ? -1 : 1;
-    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    if (a->mlen != b->mlen) return a->mlen > b->mlen ? -1 : 1;
     return a->id < b->id ? -1 : a->id > b->id;
 }
 
@@ -675,7 +705,7 @@ static int build_matcher(struct molmo_tokenizer *tok, struct matcher *m, bool no
     qsort_r(m->order, m->n, sizeof *m->order, cmp_matcher, tok);
     uint32_t j = 0;
     for (int b = 0; b <= 256; b++) {
-        while (j < m->n && (unsigned char)tok->strs[tok->added[m->order[j]].off] < b) j++;
+        while (j < m->n && (unsigned char)tok->strs[tok->added[m->order[j]].moff] < b) j++;
         m->start[b] = j;
     }
     m->start[256] = m->n;
@@ -725,14 +755,14 @@ static int parse_added(struct molmo_tokenizer *tok, const json_t *added, const c
         if (strs_add(tok, cs, cl, &t->off) < 0)
             return jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
         t->len = (uint32_t)cl;
+        t->moff = t->off;
+        t->mlen = t->len;
         t->id = id;
         t->normalized = normalized;
         t->special = special;
         tok->flags[id] |= F_ADDED | (special ? F_SPECIAL : 0);
         tok->added_of[id] = (int32_t)tok->n_added++;
     }
-    if (build_matcher(tok, &tok->m_raw, false) < 0 || build_matcher(tok, &tok->m_norm, true) < 0)
-        return jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
     return 0;
 }
 
@@ -801,6 +831,25 @@ int molmo_tokenizer_load(struct molmo_tokenizer **out, const char *path, struct 
         (rc = parse_normalizer(tok, json_object_get(root, "normalizer"), path, "normalizer",
                                err)))
         goto out;
+    for (size_t i = 0; i < tok->n_added && tok->n_norm > 0; i++) {
+        struct added_token *t = &tok->added[i];
+        if (!t->normalized) continue;
+        size_t n = t->len;
+        utf8proc_ssize_t errc = 0;
+        unsigned char *norm = normalize_chain(tok, tok->strs + t->off, &n, &errc);
+        if (!norm || n == 0 || strs_add(tok, (const char *)norm, n, &t->moff) < 0) {
+            free(norm);
+            rc = jb_err_set(err, JB_EFORMAT, "%s: added_tokens[%zu].content: cannot normalize",
+                            path, i);
+            goto out;
+        }
+        free(norm);
+        t->mlen = (uint32_t)n;
+    }
+    if (build_matcher(tok, &tok->m_raw, false) < 0 || build_matcher(tok, &tok->m_norm, true) < 0) {
+        rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
     const json_t *pre = json_object_get(root, "pre_tokenizer");
     if (!pre || json_is_null(pre)) {
         rc = jb_err_set(err, JB_EUNSUPPORTED,
@@ -1178,9 +1227,9 @@ static int split_added(struct enc *e, const struct matcher *m, const char *s, si
             const struct added_token *hit = NULL;
             for (uint32_t j = m->start[b]; j < m->start[b + 1]; j++) {
                 const struct added_token *t = &tok->added[m->order[j]];
-                const char *c = tok->strs + t->off;
-                if (t->len <= n - i && (t->len == 1 || c[1] == s[i + 1]) &&
-                    memcmp(c, s + i, t->len) == 0) {
+                const char *c = tok->strs + t->moff;
+                if (t->mlen <= n - i && (t->mlen == 1 || c[1] == s[i + 1]) &&
+                    memcmp(c, s + i, t->mlen) == 0) {
                     hit = t;
                     break;
                 }
@@ -1190,8 +1239,8 @@ static int split_added(struct enc *e, const struct matcher *m, const char *s, si
                 continue;
             }
             if (i > seg && (rc = fn(e, s + seg, i - seg, -1))) return rc;
-            if ((rc = fn(e, s + i, hit->len, hit->id))) return rc;
-            i += hit->len;
+            if ((rc = fn(e, s + i, hit->mlen, hit->id))) return rc;
+            i += hit->mlen;
             seg = i;
         }
     }
@@ -1206,33 +1255,16 @@ static int on_normalized_piece(struct enc *e, const char *s, size_t n, int32_t i
 /* Applies the normalizers to s[0..n) once, appending to out. */
 static int normalize_run(struct enc *e, const char *s, size_t n, char **out, size_t *len,
                          size_t *cap) {
-    static const int opts[] = {
-        [NORM_NFC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE,
-        [NORM_NFD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
-        [NORM_NFKC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
-        [NORM_NFKD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
-    };
-    const struct molmo_tokenizer *tok = e->tok;
-    unsigned char *cur = NULL;
-    for (int i = 0; i < tok->n_norm; i++) {
-        unsigned char *next = NULL;
-        utf8proc_ssize_t m = utf8proc_map(cur ? cur : (const unsigned char *)s,
-                                          (utf8proc_ssize_t)n, &next,
-                                          (utf8proc_option_t)opts[tok->norm[i]]);
-        free(cur);
-        if (m < 0) {
-            free(next);
-            return jb_err_set(e->err, JB_EINVAL, "tokenizer: normalization failed: %s",
-                              utf8proc_errmsg(m));
-        }
-        cur = next;
-        n = (size_t)m;
-    }
+    utf8proc_ssize_t errc = 0;
+    unsigned char *norm = normalize_chain(e->tok, s, &n, &errc);
+    if (!norm)
+        return jb_err_set(e->err, JB_EINVAL, "tokenizer: normalization failed: %s",
+                          utf8proc_errmsg(errc));
     int rc = 0;
     if (grow((void **)out, cap, *len + n, 1) < 0) rc = enc_nomem(e);
-    else memcpy(*out + *len, cur, n);
+    else memcpy(*out + *len, norm, n);
     *len += rc ? 0 : n;
-    free(cur);
+    free(norm);
     return rc;
 }
 

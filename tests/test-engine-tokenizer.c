@@ -371,6 +371,40 @@ Test(tokenizer, ignore_merges_keeps_vocabulary_words_whole) {
     free(dir);
 }
 
+/* An added token with "normalized": true is looked for in the normalized text, in its normalized
+ * form (tokenizers normalizes the contents it puts in that trie): content "e" U+0301 "x"
+ * (decomposed) with NFC matches both "\u00e9x" and "e\u0301x" in text; it decodes to its content.
+ * Ids: <|endoftext|> 256, the added token 257. */
+Test(tokenizer, normalized_added_tokens_match_in_normalized_form) {
+    char *dir = jb_test_tmpdir();
+    static const char *const none[] = {NULL};
+    char *path = write_tokenizer(dir, none, none, bytelevel_plain, "{\"type\": \"NFC\"}");
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    cr_assert_not_null(root);
+    json_array_append_new(json_object_get(root, "added_tokens"),
+                          json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", 257, "content",
+                                    "e\xcc\x81x", "single_word", 0, "lstrip", 0, "rstrip", 0,
+                                    "normalized", 1, "special", 0));
+    cr_assert_eq(json_dump_file(root, path, 0), 0);
+    json_decref(root);
+    struct molmo_tokenizer *tok = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(molmo_tokenizer_load(&tok, path, &err), 0, "%s", err.msg);
+    ENCODES(tok, "a\xc3\xa9x", 97, 257);
+    ENCODES(tok, "ae\xcc\x81x", 97, 257);
+    ENCODES(tok, "\xc3\xa9y", 0xC3, 0xA9, 121);
+    int32_t id = 257;
+    char *back = NULL;
+    cr_assert_eq(molmo_tokenizer_decode(tok, &id, 1, true, &back, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(back, "e\xcc\x81x");                 /* not special: kept */
+    free(back);
+    molmo_tokenizer_free(tok);
+    free(path);
+    jb_test_rmtree(dir);
+    free(dir);
+}
+
 /* Bytes map through the GPT-2 alphabet: a space is 'Ġ' (byte 0x20 = id 32 here), 'é' is the
  * two bytes C3 A9 (ids 195, 169); the GPT-2 regex keeps " b" as one word so "Ġb" merges. */
 Test(tokenizer, bytes_map_through_the_gpt2_alphabet) {
