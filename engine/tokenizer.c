@@ -13,6 +13,10 @@
  * Decoding maps every token's characters back through the byte alphabet (a token with a character
  * outside it, such as an added "   ", is taken as its raw UTF-8, as tokenizers' ByteLevel decoder
  * does) and repairs invalid UTF-8 with U+FFFD like Rust's String::from_utf8_lossy.
+ *
+ * Known limits: character properties (\p{L}, \p{N}, White_Space) come from PCRE2's Unicode
+ * tables (Unicode 14 in PCRE2 10.42), so a character assigned later (e.g. CJK Extension H,
+ * Unicode 15) is unassigned here; added tokens with lstrip/rstrip/single_word true are refused.
  */
 #include "config.h"
 
