@@ -7,6 +7,8 @@ engine_libengine_a_SOURCES = \
 	engine/generate.c \
 	engine/image-impl.h \
 	engine/image.c \
+	engine/init-model-impl.h \
+	engine/init-model.c \
 	engine/kernels.c \
 	engine/llm.c \
 	engine/model-impl.h \

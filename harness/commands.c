@@ -15,7 +15,12 @@ const struct harness_cmd *const harness_cmds[] = {
     &cmd_suites,
     &cmd_score,
     &cmd_synth,
+    &cmd_report,
+    &cmd_compare,
+    &cmd_history,
+    &cmd_init_model,
     &cmd_tokenize,
+    &cmd_tensors,
     NULL,
 };
 

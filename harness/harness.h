@@ -28,12 +28,17 @@ int harness_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The version line: "joulebench 0.1.0 (commit 1a2b3c4d5e6f)". */
 const char *harness_version_string(void);
 
+extern const struct harness_cmd cmd_compare;
 extern const struct harness_cmd cmd_generate;
+extern const struct harness_cmd cmd_history;
+extern const struct harness_cmd cmd_init_model;
 extern const struct harness_cmd cmd_measure;
 extern const struct harness_cmd cmd_meters;
+extern const struct harness_cmd cmd_report;
 extern const struct harness_cmd cmd_score;
 extern const struct harness_cmd cmd_suites;
 extern const struct harness_cmd cmd_synth;
 extern const struct harness_cmd cmd_tokenize;
+extern const struct harness_cmd cmd_tensors;
 
 #endif /* HARNESS_H */

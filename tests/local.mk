@@ -26,10 +26,14 @@ tests_test_engine_tokenizer_CFLAGS = $(TEST_CFLAGS) $(UTF8PROC_CFLAGS)
 tests_test_engine_tokenizer_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
 	$(CRITERION_LIBS) $(LIBS)
 tests_test_engine_tokenizer_DEPENDENCIES = joulebench$(EXEEXT)
+
+# The torchbin tests also run `joulebench tensors`.
 check_PROGRAMS += tests/test-engine-torchbin
 tests_test_engine_torchbin_SOURCES = tests/test-engine-torchbin.c $(TEST_COMMON)
 tests_test_engine_torchbin_CFLAGS = $(TEST_CFLAGS) $(ZLIB_CFLAGS)
-tests_test_engine_torchbin_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+tests_test_engine_torchbin_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
+	$(CRITERION_LIBS) $(LIBS)
+tests_test_engine_torchbin_DEPENDENCIES = joulebench$(EXEEXT)
 
 check_PROGRAMS += tests/test-energy
 tests_test_energy_SOURCES = tests/test-energy.c $(TEST_COMMON)
@@ -43,10 +47,22 @@ tests_test_evals_SOURCES = tests/test-evals.c $(TEST_COMMON)
 tests_test_evals_CFLAGS = $(TEST_CFLAGS)
 tests_test_evals_LDADD = $(EVALS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 
+check_PROGRAMS += tests/test-init-model
+tests_test_init_model_SOURCES = tests/test-init-model.c $(TEST_COMMON)
+tests_test_init_model_CFLAGS = $(TEST_CFLAGS)
+tests_test_init_model_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+check_PROGRAMS += tests/test-run
+tests_test_run_SOURCES = tests/test-run.c $(TEST_COMMON)
+tests_test_run_CFLAGS = $(TEST_CFLAGS)
+tests_test_run_LDADD = $(JB_ALL_LIBS) $(CRITERION_LIBS)
+
 check_PROGRAMS += tests/test-reports
 tests_test_reports_SOURCES = tests/test-reports.c $(TEST_COMMON)
 tests_test_reports_CFLAGS = $(TEST_CFLAGS)
 tests_test_reports_LDADD = $(REPORTS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+# It also runs the program (report, compare, history).
+tests_test_reports_DEPENDENCIES = joulebench$(EXEEXT) reports/libreports.a common/libjbcommon.a
 
 # The CLI tests run the built program; make sure it exists first.
 check_PROGRAMS += tests/test-harness
