@@ -34,7 +34,7 @@
 /* The embedded default: the three synthetic suites, this many samples each, so that
  * ./scripts/quickstart stays well inside its 10 minutes on 2 cores. */
 #define DEFAULT_SUITES "synth-chart,synth-doc,synth-count"
-#define DEFAULT_LIMIT 20
+#define DEFAULT_LIMIT 10
 
 static void usage(void) {
     printf("usage: joulebench run [--model DIR]... [--suite NAME[,NAME...]] [--data [NAME=]DIR]...\n"
@@ -256,7 +256,8 @@ out:
     return rc;
 }
 
-/* power.csv gets, per trace point, the counted total and each domain. */
+/* power.csv gets, per trace point, each domain and, when there are several, the counted total
+ * ("total": the domains energy.md §2 sums, without double counting). */
 static int drain_power(void *user, struct reports_record *w, struct jb_err *err) {
     struct env *e = user;
     enum { CHUNK = 256 };
@@ -269,7 +270,7 @@ static int drain_power(void *user, struct reports_record *w, struct jb_err *err)
     while (!rc && (got = meter_trace_read(e->meter, e->trace_from, pts, dw, CHUNK)) > 0) {
         for (size_t i = 0; i < got && !rc; i++) {
             double t = e->t_offset_s + pts[i].t_s;
-            rc = reports_record_power(w, t, "total", pts[i].power_w, err);
+            if (nd != 1) rc = reports_record_power(w, t, "total", pts[i].power_w, err);
             for (int d = 0; d < nd && !rc; d++)
                 rc = reports_record_power(w, t, meter_domain_get(e->meter, d)->name,
                                           dw[i * (size_t)nd + (size_t)d], err);
@@ -430,7 +431,7 @@ static int run(int argc, char **argv) {
     struct reports_record *w = NULL;
     json_t *runj = NULL, *models = json_array();
     struct run_item *items = NULL;
-    char path[PATH_MAX], buf[PATH_MAX];
+    char path[PATH_MAX + 64], buf[PATH_MAX];
     static char embedded_model[PATH_MAX], embedded_data[PATH_MAX];
     struct harness_progress *prog = NULL;
     if (status) goto out;
@@ -491,9 +492,11 @@ static int run(int argc, char **argv) {
         status = harness_fail("--region: %s", err.msg);
         goto out;
     }
+    /* energy.md §5 labels: measured:<backend>, or estimated:tdp-util for the estimate. */
+    const char *bk = meter_backend_name(e.meter);
     snprintf(e.energy_source, sizeof e.energy_source, "%s:%s",
              meter_source(e.meter) == METER_SOURCE_MEASURED ? "measured" : "estimated",
-             meter_backend_name(e.meter));
+             !strcmp(bk, "estimate") ? "tdp-util" : bk);
     if (meter_source(e.meter) != METER_SOURCE_MEASURED)
         fprintf(stderr, "joulebench run: ESTIMATED energy: this machine has no readable energy "
                         "counters (see 'joulebench meters'); figures are marked '~'\n");

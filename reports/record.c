@@ -20,6 +20,7 @@
 
 #include "common/jb-err.h"
 #include "common/jb-json.h"
+#include "common/jb-mmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Ten significant digits: below what any counter or clock resolves, and no "0.30000000000000004"
+ * in the records. */
+#define REPORTS_JSON_PRECISION JSON_REAL_PRECISION(10)
 
 struct reports_record {
     char *dir;
@@ -196,7 +201,7 @@ int reports_record_sample(struct reports_record *w, const json_t *sample, struct
         return jb_err_set(err, JB_EINVAL, "%s/samples.jsonl: a sample needs model, suite and id",
                           w->dir);
     /* One compact line; JSON escapes every newline inside strings, so a line is a record. */
-    char *line = json_dumps(sample, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *line = json_dumps(sample, JSON_COMPACT | JSON_PRESERVE_ORDER | REPORTS_JSON_PRECISION);
     char *k = sample_key(m, s, id);
     int rc = 0;
     if (!line || !k) {
@@ -273,8 +278,15 @@ int reports_record_summary(struct reports_record *w, const json_t *run, struct j
     }
     json_object_set_new(out, "results", reports_results_json(&r));
     char *path = join(w->dir, "run.json");
-    if (!path) rc = jb_err_set(err, JB_ENOMEM, "out of memory");
-    else rc = jb_json_write_file(path, out, err);
+    char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | REPORTS_JSON_PRECISION);
+    if (!path || !text) {
+        rc = jb_err_set(err, JB_ENOMEM, "out of memory");
+    } else {
+        size_t len = strlen(text);
+        text[len] = '\n'; /* replaces the NUL; the length says where the file ends */
+        rc = jb_file_write_atomic(path, text, len + 1, err);
+    }
+    free(text);
     free(path);
 out:
     free(r.s);
