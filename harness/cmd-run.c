@@ -385,11 +385,11 @@ static int run(int argc, char **argv) {
         }
     }
     if (optind < argc) return harness_usage_error("run", "unexpected argument '%s'", argv[optind]);
-    bool embedded = o.n_models == 0 && o.n_data == 0;
-    if (o.n_models == 0 && !embedded)
+    bool embedded = o.n_models == 0;
+    if (embedded && o.n_data > 0)
         return harness_usage_error("run", "--data needs at least one --model");
     if (!suite_arg) {
-        if (!embedded) return harness_usage_error("run", "--suite is required with --model");
+        if (o.n_data > 0) return harness_usage_error("run", "--suite is required with --data");
         suite_arg = DEFAULT_SUITES;
     }
     if (embedded && !o.limit) o.limit = DEFAULT_LIMIT;
@@ -426,6 +426,21 @@ static int run(int argc, char **argv) {
         free(sdup);
         return harness_usage_error("run", "--suite names no suite");
     }
+    /* A real benchmark needs its dataset; a synthetic one without --data is written into the
+     * run directory. */
+    bool need_synth = false;
+    for (int s = 0; s < o.n_suites; s++) {
+        char tmp[PATH_MAX];
+        if (data_dir_for(&o, o.suites[s], tmp, sizeof tmp)) continue;
+        if (evals_suite_is_synthetic(evals_suite_find(o.suites[s]))) {
+            need_synth = true;
+            continue;
+        }
+        int rc = harness_fail("--suite %s: needs --data DIR (the files it holds: 'joulebench "
+                              "suites')", o.suites[s]);
+        free(sdup);
+        return rc;
+    }
     int status = check_out(o.out);
     struct env e = {.max_tokens = o.max_tokens};
     struct reports_record *w = NULL;
@@ -433,6 +448,7 @@ static int run(int argc, char **argv) {
     struct run_item *items = NULL;
     char path[PATH_MAX + 64], buf[PATH_MAX];
     static char embedded_model[PATH_MAX], embedded_data[PATH_MAX];
+    static char synth_dirs[MAX_SUITES][PATH_MAX + 64];
     struct harness_progress *prog = NULL;
     if (status) goto out;
     /* Without --resume a run directory that already has samples is refused here. */
@@ -441,7 +457,8 @@ static int run(int argc, char **argv) {
         goto out;
     }
 
-    /* The embedded default: the checkpoint and the suites, written into the run directory. */
+    /* The embedded default: the checkpoint and the synthetic suites, written into the run
+     * directory (kept there, so --resume finds them). */
     if (embedded) {
         snprintf(embedded_model, sizeof embedded_model, "%s/model-tiny", o.out);
         snprintf(path, sizeof path, "%s/config.json", embedded_model);
@@ -451,6 +468,8 @@ static int run(int argc, char **argv) {
             goto out;
         }
         o.models[o.n_models++] = embedded_model;
+    }
+    if (need_synth) {
         snprintf(embedded_data, sizeof embedded_data, "%s/data", o.out);
         struct evals_synth_opts so = {.seed = 0, .n = (int)o.limit};
         struct evals_synth_result sr;
@@ -459,7 +478,12 @@ static int run(int argc, char **argv) {
             status = harness_fail("%s", err.msg);
             goto out;
         }
-        o.data[o.n_data++] = embedded_data;
+        for (int s = 0; s < o.n_suites && o.n_data < MAX_DATA; s++) {
+            if (!evals_suite_is_synthetic(evals_suite_find(o.suites[s]))) continue;
+            snprintf(synth_dirs[s], sizeof synth_dirs[s], "%s=%s/%s", o.suites[s], embedded_data,
+                     evals_suite_name(evals_suite_find(o.suites[s])));
+            o.data[o.n_data++] = synth_dirs[s];
+        }
     }
 
     /* Every suite's records are read and checked now, so a bad dataset stops the run here. */
@@ -529,6 +553,7 @@ static int run(int argc, char **argv) {
         goto out;
     }
     prog = harness_progress_new((int)n_items * o.n_models, isatty(2), stderr);
+    int done_before = 0;
     for (int mi = 0; mi < o.n_models && !status; mi++) {
         const char *name = model_name(o.models[mi]);
         struct molmo_load_opts lo = {.n_threads = o.threads};
@@ -570,10 +595,11 @@ static int run(int argc, char **argv) {
             items[i].n_refs = nr;
         }
         struct run_ops ops = {&e, eval, drain_power, e.energy_source};
-        struct run_loop_opts lopt = {.summary_every = 10};
+        struct run_loop_opts lopt = {.summary_every = 10, .progress_base = done_before};
         int done = 0;
         if (harness_run_loop(w, runj, items, (int)k, &ops, &lopt, prog, &done, &err) < 0)
             status = harness_fail("%s", err.msg);
+        done_before += done;
         free(refs);
         molmo_model_free(e.model);
         e.model = NULL;

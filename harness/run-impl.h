@@ -81,6 +81,7 @@ struct run_ops {
 
 struct run_loop_opts {
     int summary_every; /* rewrite run.json every N samples (0 = 10) */
+    int progress_base; /* samples done before this call (earlier models), for the progress */
 };
 
 /* Evaluates items[0..n-1] in order, skipping those already in w (--resume): each finished

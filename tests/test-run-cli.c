@@ -44,6 +44,16 @@ Test(run_cli, bad_input_is_one_line_and_exit_two_before_any_work, .timeout = 60)
     cr_assert(strstr(p.err, "no-such-suite: unknown suite"), "%s", p.err);
     jb_test_proc_free(&p);
 
+    /* A real benchmark without its dataset. */
+    jb_test_run(&p, "'%s' init-model --out '%s/m' >/dev/null && '%s' run --model '%s/m' "
+                    "--suite chartqa --out '%s/o3'",
+                jb_test_bin(), root, jb_test_bin(), root, root);
+    cr_assert_eq(p.status, 2);
+    cr_assert(strstr(p.err, "chartqa: needs --data"), "%s", p.err);
+    jb_test_proc_free(&p);
+    snprintf(o1, sizeof o1, "%s/o3", root);
+    cr_assert_neq(stat(o1, &st), 0, "nothing was written");
+
     /* A regular file where a directory should be: cannot be created, even by root. */
     jb_test_run(&p, "touch '%s/file' && '%s' run --out '%s/file/run'", root, jb_test_bin(), root);
     cr_assert_eq(p.status, 2);
