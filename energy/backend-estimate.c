@@ -115,11 +115,11 @@ static char *slurp(const char *path) {
     return buf;
 }
 
-static int est_read(struct meter_backend *b, uint64_t *raw) {
+static int est_read(struct meter_backend *b, uint64_t *raw, double t_s) {
     struct est *e = b->priv;
     char *cur = slurp(e->stat_path);
     if (!cur) return JB_EIO;
-    double t = mono_s();
+    double t = t_s;
     double u = estimate_utilisation(e->prev, cur, e->cpus, e->n_cpus);
     e->acc_uj += estimate_power_w(e->tdp_w, IDLE_FRAC, u) * (t - e->prev_t) * 1e6;
     free(e->prev);

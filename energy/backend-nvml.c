@@ -37,7 +37,7 @@ static double mono_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int nvml_read(struct meter_backend *b, uint64_t *raw) {
+static int nvml_read(struct meter_backend *b, uint64_t *raw, double t_s) {
     struct nvml *nv = b->priv;
     int rc = 0;
     for (int i = 0; i < nv->n; i++) {
@@ -52,7 +52,7 @@ static int nvml_read(struct meter_backend *b, uint64_t *raw) {
                 rc = JB_EIO;
                 mw = (unsigned)(g->last_w * 1000.0);
             }
-            double t = mono_s(), w = mw / 1000.0;
+            double t = t_s, w = mw / 1000.0;
             g->acc_uj += 0.5 * (w + g->last_w) * (t - g->last_t) * 1e6;
             g->last_w = w;
             g->last_t = t;

@@ -30,7 +30,8 @@ struct papi {
     int es;
 };
 
-static int papi_read(struct meter_backend *b, uint64_t *raw) {
+static int papi_read(struct meter_backend *b, uint64_t *raw, double t_s) {
+    (void)t_s;
     struct papi *p = b->priv;
     long long v[BACKEND_MAX_DOMAINS];
     if (PAPI_read(p->es, v) != PAPI_OK) return JB_EIO;
@@ -76,7 +77,8 @@ static bool classify(const char *comp, const char *ev, struct backend_domain *d)
         if (sscanf(p + 17, "%d_SUBZONE%d", &zone, &sub) < 1) return false;
         char name[40];
         zone_name(zone, sub, name, sizeof name);
-        if (!name[0]) snprintf(name, sizeof name, sub < 0 ? "package-%d" : "subzone-%d", sub < 0 ? zone : sub);
+        if (!name[0] && sub < 0) snprintf(name, sizeof name, "package-%d", zone);
+        if (!name[0]) snprintf(name, sizeof name, "subzone-%d", sub);
         d->kind = backend_kind_from_rapl_name(name);
         if (sub < 0)
             snprintf(d->name, sizeof d->name, "%s", name);

@@ -29,7 +29,8 @@ static int read_text(const char *path, char *buf, size_t len) {
     return 0;
 }
 
-static int perf_read(struct meter_backend *b, uint64_t *raw) {
+static int perf_read(struct meter_backend *b, uint64_t *raw, double t_s) {
+    (void)t_s;
     struct perf *p = b->priv;
     for (int i = 0; i < b->n; i++)
         if (pread(p->fd[i], &raw[i], sizeof raw[i], 0) != (ssize_t)sizeof raw[i]) return JB_EIO;
@@ -119,7 +120,8 @@ int backend_perf_open(struct meter_backend **out, const struct meter_opts *o, st
             if (events[e].kind == METER_DOMAIN_CORE || events[e].kind == METER_DOMAIN_UNCORE)
                 snprintf(d->name, sizeof d->name, "package-%d/%s", c, events[e].name);
             d->kind = events[e].kind;
-            d->parent = (d->kind == METER_DOMAIN_CORE || d->kind == METER_DOMAIN_UNCORE) ? pkg_dom : -1;
+            bool inside = d->kind == METER_DOMAIN_CORE || d->kind == METER_DOMAIN_UNCORE;
+            d->parent = inside ? pkg_dom : -1;
             d->scale_j = scale;
             d->range = 0;
             d->resolution_s = 1e-3;
@@ -136,8 +138,9 @@ int backend_perf_open(struct meter_backend **out, const struct meter_opts *o, st
                             "perf_event_open on the power PMU was refused: run as root, grant "
                             "CAP_PERFMON, or 'sudo sysctl kernel.perf_event_paranoid=0'");
         else
-            rc = jb_err_set(err, JB_EUNSUPPORTED, "the power PMU in %s has no usable energy events%s%s",
-                            dir, first_errno ? ": " : "", first_errno ? strerror(first_errno) : "");
+            rc = jb_err_set(err, JB_EUNSUPPORTED,
+                            "the power PMU in %s has no usable energy events%s%s", dir,
+                            first_errno ? ": " : "", first_errno ? strerror(first_errno) : "");
         perf_close(b);
         return rc;
     }

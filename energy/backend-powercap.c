@@ -44,7 +44,8 @@ struct pc {
     powercap_zone zone[BACKEND_MAX_DOMAINS];
 };
 
-static int pc_read(struct meter_backend *b, uint64_t *raw) {
+static int pc_read(struct meter_backend *b, uint64_t *raw, double t_s) {
+    (void)t_s;
     struct pc *pc = b->priv;
     for (int i = 0; i < b->n; i++)
         if (powercap_zone_get_energy_uj(&pc->zone[i], &raw[i]) < 0) return JB_EIO;
@@ -76,9 +77,10 @@ static int eacces(struct jb_err *err, const uint32_t *z, uint32_t depth) {
     return jb_err_set(err, JB_EPERM,
                       "%s is readable by root only (kernels since the 2020 RAPL side-channel fix, "
                       "CVE-2020-8694, make energy_uj mode 0400): run as root, or grant read access "
-                      "until reboot with 'sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj "
-                      "/sys/class/powercap/intel-rapl:*:*/energy_uj', or for good with the udev rule "
-                      "in the README (section 'Reading RAPL as a user')",
+                      "until reboot with 'sudo chmod a+r "
+                      "/sys/class/powercap/intel-rapl:*/energy_uj "
+                      "/sys/class/powercap/intel-rapl:*:*/energy_uj', or for good with the udev "
+                      "rule in the README (section 'Reading RAPL as a user')",
                       path);
 }
 
@@ -130,9 +132,9 @@ int backend_powercap_open(struct meter_backend **out, const struct meter_opts *o
     *out = NULL;
     if (powercap_sysfs_control_type_exists(CT) < 0)
         return jb_err_set(err, JB_EUNSUPPORTED,
-                          "no RAPL zones in /sys/class/powercap/" CT ": this kernel, CPU or virtual "
-                          "machine does not expose RAPL (hypervisors usually hide it; on bare metal "
-                          "load the intel_rapl_common module)");
+                          "no RAPL zones in /sys/class/powercap/" CT ": this kernel, CPU or "
+                          "virtual machine does not expose RAPL (hypervisors usually hide it; on "
+                          "bare metal load the intel_rapl_common module)");
     struct meter_backend *b = calloc(1, sizeof *b);
     struct pc *pc = calloc(1, sizeof *pc);
     if (!b || !pc) {

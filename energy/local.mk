@@ -7,6 +7,7 @@ energy_libenergy_a_SOURCES = \
 	energy/backend-perf.c \
 	energy/backend-powercap.c \
 	energy/carbon.c \
+	energy/counters-papi.c \
 	energy/meter-impl.h \
 	energy/meter.c \
 	energy/meter.h \

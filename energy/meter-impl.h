@@ -28,25 +28,29 @@ struct meter_backend {
     char model[512];             /* estimate: the formula and its inputs; else "" */
     int n;
     struct backend_domain dom[BACKEND_MAX_DOMAINS];
-    /* Reads every domain's raw counter into raw[0..n-1]. Called with the meter's mutex held,
-     * from the sampler thread or the caller of meter_mark. Returns 0 or a JB_E* code. */
-    int (*read)(struct meter_backend *b, uint64_t *raw);
+    /* Reads every domain's raw counter into raw[0..n-1]. t_s is the meter's timestamp of this
+     * reading (CLOCK_MONOTONIC seconds): backends that integrate power use it, so that their
+     * energy spans exactly the meter's intervals. Called with the meter's mutex held, from the
+     * sampler thread or the caller of meter_mark. Returns 0 or a JB_E* code. */
+    int (*read)(struct meter_backend *b, uint64_t *raw, double t_s);
     void (*close)(struct meter_backend *b);
     void *priv;
 };
 
 /* Each backend's open: 0 and *out, or a JB_E* code with the reason a user can act on in err
  * (JB_EPERM for permissions, JB_EUNSUPPORTED for "this machine has none"). */
-int backend_powercap_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);
+int backend_powercap_open(struct meter_backend **out, const struct meter_opts *o,
+                          struct jb_err *err);
 int backend_perf_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);
 int backend_papi_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);
 int backend_nvml_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);
-int backend_estimate_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);
+int backend_estimate_open(struct meter_backend **out, const struct meter_opts *o,
+                          struct jb_err *err);
 
 /* Classifies a RAPL zone by its name file ("package-0", "core", "dram", "psys" ...). */
 enum meter_domain_kind backend_kind_from_rapl_name(const char *name);
 
-/* ---- NVML, with the library's functions injectable for tests ---------------------------------- */
+/* ---- NVML, with the library's functions injectable for tests ------------------------------- */
 
 /* The NVML entry points joulebench uses, with NVML's own signatures (handles as void *). Return
  * values are nvmlReturn_t: 0 = success. */
@@ -64,6 +68,16 @@ struct nvml_api {
  * energy counter read it (mJ); the others integrate power (mW) over the reads by trapezoid. */
 int backend_nvml_open_api(struct meter_backend **out, const struct nvml_api *api,
                           struct jb_err *err);
+
+/* ---- instructions and cycles (PAPI perf_event), optional ---------------------------------- */
+
+struct counters;
+/* Starts counting instructions and cycles for the calling thread and what it starts later; a
+ * JB_E* code with the reason where PAPI's perf_event component cannot. */
+int counters_open(struct counters **out, struct jb_err *err);
+/* v[0] = instructions, v[1] = cycles since counters_open; -1 each on failure. */
+int counters_read(struct counters *c, long long v[2]);
+void counters_close(struct counters *c); /* NULL is a no-op */
 
 /* ---- estimate ------------------------------------------------------------------------------ */
 

@@ -24,7 +24,8 @@ enum point_kind { POINT_TICK, POINT_MARK };
 struct mark {
     char *label;
     long sample_id;
-    size_t point; /* index of its trace point */
+    size_t point;         /* index of its trace point */
+    long long counts[2];  /* instructions, cycles; -1 = not counted */
 };
 
 struct note {
@@ -68,6 +69,9 @@ struct meter {
     pthread_t thread;
     double sampler_cpu_s;
 
+    struct counters *counters; /* NULL: not counted, for the reason in counters_why */
+    char counters_why[JB_ERR_MSG_MAX];
+
     double idle_w, idle_s;
     double idle_dom_w[METER_MAX_DOMAINS];
 };
@@ -77,7 +81,8 @@ const char *meter_source_name(enum meter_source s) {
 }
 
 const char *meter_domain_kind_name(enum meter_domain_kind k) {
-    static const char *const names[] = {"package", "core", "uncore", "dram", "psys", "gpu", "other"};
+    static const char *const names[] = {"package", "core", "uncore", "dram",
+                                        "psys",    "gpu",  "other"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "other";
 }
 
@@ -101,12 +106,12 @@ static double thread_cpu_s(void) {
 
 /* Reads every backend and adds the deltas to acc_j. A failed read keeps the previous raw
  * values (its energy shows up at the next good read). */
-static void read_locked(struct meter *m) {
+static void read_locked(struct meter *m, uint64_t t_ns) {
     uint64_t raw[BACKEND_MAX_DOMAINS];
     int base = 0;
     for (int b = 0; b < m->n_be; b++) {
         struct meter_backend *be = m->be[b];
-        if (be->read(be, raw) < 0) {
+        if (be->read(be, raw, (double)t_ns * 1e-9) < 0) {
             m->n_read_errors++;
         } else {
             for (int i = 0; i < be->n; i++) {
@@ -135,8 +140,9 @@ static int point_locked(struct meter *m, enum point_kind kind) {
         m->pt_acc = a;
         m->cap_pts = cap;
     }
-    read_locked(m);
-    m->pt_t_ns[m->n_pts] = now_ns();
+    uint64_t t = now_ns();
+    read_locked(m, t);
+    m->pt_t_ns[m->n_pts] = t;
     m->pt_kind[m->n_pts] = (unsigned char)kind;
     memcpy(m->pt_acc + m->n_pts * (size_t)m->n_dom, m->acc_j, (size_t)m->n_dom * sizeof(double));
     m->n_pts++;
@@ -158,6 +164,7 @@ static int mark_locked(struct meter *m, const char *label, long sample_id, struc
         return jb_err_set(err, JB_ENOMEM, "meter: out of memory for the trace");
     }
     m->marks[m->n_marks] = (struct mark){.label = l, .sample_id = sample_id, .point = m->n_pts - 1};
+    counters_read(m->counters, m->marks[m->n_marks].counts);
     return m->n_marks++;
 }
 
@@ -235,6 +242,27 @@ static void choose_totals(struct meter *m) {
     }
 }
 
+/* A wrap is missed when more than one counter range passes between two reads (energy.md 2):
+ * keep the period under range / (2 x P_MAX_W) for every wrapping domain. */
+#define P_MAX_W 500.0
+static void clamp_interval(struct meter *m) {
+    for (int d = 0; d < m->n_dom; d++) {
+        const struct backend_domain *bd = &m->be[m->dom_be[d]]->dom[m->dom_idx[d]];
+        if (!bd->range) continue;
+        double safe_ms = (double)bd->range * bd->scale_j / (2 * P_MAX_W) * 1e3;
+        if (safe_ms >= m->interval_ms) continue;
+        int was = m->interval_ms;
+        m->interval_ms = safe_ms < 10 ? 10 : (int)safe_ms;
+        struct jb_err e = {0};
+        jb_err_set(&e, JB_EINVAL,
+                   "%s wraps after %.1f J, %.0f ms at %.0f W: sampling every %d ms instead of "
+                   "%d ms%s", m->dom[d].name, (double)bd->range * bd->scale_j, 2 * safe_ms,
+                   P_MAX_W, m->interval_ms, was,
+                   safe_ms < 10 ? " (wraps may still be missed)" : "");
+        note_add(m, "meter", &e);
+    }
+}
+
 int meter_open(struct meter **out, const struct meter_opts *opts, struct jb_err *err) {
     static const struct meter_opts defaults = {0};
     const struct meter_opts *o = opts ? opts : &defaults;
@@ -256,8 +284,8 @@ int meter_open(struct meter **out, const struct meter_opts *opts, struct jb_err 
         while (i < N_BACKENDS && strcmp(backends[i].name, want) != 0) i++;
         if (i == N_BACKENDS) {
             rc = jb_err_set(err, JB_EINVAL,
-                            "unknown meter '%s' (known: auto, powercap, perf, papi, nvml, estimate)",
-                            want);
+                            "unknown meter '%s' (known: auto, powercap, perf, papi, nvml, "
+                            "estimate)", want);
             goto out;
         }
         rc = backends[i].open(&be, o, err);
@@ -283,6 +311,7 @@ int meter_open(struct meter **out, const struct meter_opts *opts, struct jb_err 
         }
     }
     choose_totals(m);
+    clamp_interval(m);
     size_t len = 0;
     for (int b = 0; b < m->n_be; b++) {
         len += (size_t)snprintf(m->backend_name + len, sizeof m->backend_name - len, "%s%s",
@@ -291,7 +320,7 @@ int meter_open(struct meter **out, const struct meter_opts *opts, struct jb_err 
         if (m->be[b]->model[0]) snprintf(m->model, sizeof m->model, "%s", m->be[b]->model);
     }
     pthread_mutex_lock(&m->mu);
-    read_locked(m); /* primes raw[]: the first delta is from here */
+    read_locked(m, now_ns()); /* primes raw[]: the first delta is from here */
     pthread_mutex_unlock(&m->mu);
 out:
     if (rc < 0) {
@@ -305,6 +334,7 @@ out:
 void meter_close(struct meter *m) {
     if (!m) return;
     if (m->running) meter_stop(m, NULL);
+    counters_close(m->counters);
     for (int b = 0; b < m->n_be; b++) m->be[b]->close(m->be[b]);
     for (int i = 0; i < m->n_marks; i++) free(m->marks[i].label);
     free(m->marks);
@@ -362,16 +392,16 @@ int meter_idle_measure(struct meter *m, double seconds, struct jb_err *err) {
     if (!w) return jb_err_set(err, JB_ENOMEM, "meter: out of memory for the idle baseline");
     double prev[METER_MAX_DOMAINS];
     pthread_mutex_lock(&m->mu);
-    read_locked(m);
     uint64_t t_prev = now_ns(), t_begin = t_prev, next = t_prev;
+    read_locked(m, t_prev);
     memcpy(prev, m->acc_j, sizeof prev);
     pthread_mutex_unlock(&m->mu);
     for (int k = 0; k < n; k++) {
         next += step;
         sleep_until(next);
         pthread_mutex_lock(&m->mu);
-        read_locked(m);
         uint64_t t = now_ns();
+        read_locked(m, t);
         double dt = (double)(t - t_prev) * 1e-9, tot = 0;
         for (int d = 0; d < m->n_dom; d++) {
             double p = (m->acc_j[d] - prev[d]) / dt;
@@ -384,7 +414,8 @@ int meter_idle_measure(struct meter *m, double seconds, struct jb_err *err) {
         t_prev = t;
     }
     m->idle_w = median(w, n);
-    for (int d = 0; d < m->n_dom; d++) m->idle_dom_w[d] = median(w + (size_t)(d + 1) * (size_t)n, n);
+    for (int d = 0; d < m->n_dom; d++)
+        m->idle_dom_w[d] = median(w + (size_t)(d + 1) * (size_t)n, n);
     m->idle_s = (double)(t_prev - t_begin) * 1e-9;
     free(w);
     return 0;
@@ -412,6 +443,9 @@ static void *sampler_main(void *arg) {
 int meter_start(struct meter *m, struct jb_err *err) {
     if (m->running || m->stopped)
         return jb_err_set(err, JB_EINVAL, "meter: started twice (open a new meter per run)");
+    struct jb_err cerr = {0};
+    if (counters_open(&m->counters, &cerr) < 0)
+        snprintf(m->counters_why, sizeof m->counters_why, "%s", cerr.msg);
     pthread_mutex_lock(&m->mu);
     m->t0_ns = now_ns();
     int rc = mark_locked(m, "", -1, err);
@@ -469,6 +503,13 @@ static void phase_locked(const struct meter *m, int i, struct meter_phase *p, do
     p->energy_j = total_at(m, b) - total_at(m, a);
     p->power_w_mean = dt > 0 ? p->energy_j / dt : 0;
     p->bound_j = bound;
+    bool counted = m->marks[i].counts[0] >= 0 && m->marks[i + 1].counts[0] >= 0;
+    p->instructions = counted ? m->marks[i + 1].counts[0] - m->marks[i].counts[0] : -1;
+    p->cycles = counted ? m->marks[i + 1].counts[1] - m->marks[i].counts[1] : -1;
+}
+
+const char *meter_counters_status(const struct meter *m) {
+    return m->counters ? NULL : m->counters_why[0] ? m->counters_why : "not started";
 }
 
 int meter_phase_get(const struct meter *m, int i, struct meter_phase *p, double *domain_j) {
@@ -505,6 +546,11 @@ int meter_result_get(const struct meter *m, struct meter_result *r, double *doma
     r->n_points = (long)m->n_pts;
     r->n_read_errors = m->n_read_errors;
     r->sampler_cpu_s = m->sampler_cpu_s;
+    r->instructions = r->cycles = -1;
+    if (m->n_marks >= 2 && m->marks[0].counts[0] >= 0 && m->marks[m->n_marks - 1].counts[0] >= 0) {
+        r->instructions = m->marks[m->n_marks - 1].counts[0] - m->marks[0].counts[0];
+        r->cycles = m->marks[m->n_marks - 1].counts[1] - m->marks[0].counts[1];
+    }
     if (domain_idle_w) memcpy(domain_idle_w, m->idle_dom_w, (size_t)m->n_dom * sizeof(double));
     if (m->n_pts >= 2) {
         size_t last = m->n_pts - 1;

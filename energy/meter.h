@@ -63,7 +63,8 @@ int meter_backends_probe(struct meter_backend_status *out, int max, const char *
 struct meter_opts {
     const char *backend;    /* NULL or "auto": the best available; else "powercap", "perf",
                                "papi", "nvml" or "estimate" (only that one, or an error) */
-    int interval_ms;        /* sampler period; 0 = 100; 10..1000 */
+    int interval_ms;        /* sampler period; 0 = 100; 10..1000; shortened where a counter
+                               could wrap twice between reads at 500 W (see meter_note) */
     const char *sysfs_root; /* NULL = "/sys" (perf PMU) */
     const char *proc_root;  /* NULL = "/proc" (estimate: /proc/stat, /proc/cpuinfo) */
     double tdp_w;           /* estimate: the CPU's TDP; 0 = from the built-in table */
@@ -87,7 +88,8 @@ const char *meter_model(const struct meter *m);
 int meter_interval_ms(const struct meter *m);
 
 /* Why each backend preferred to the one in use was passed over ("powercap: ... EACCES fix"),
- * for stderr. code (may be NULL) gets the JB_E* code: JB_EPERM = fixable permissions. */
+ * and interval changes, for stderr. code (may be NULL) gets the JB_E* code: JB_EPERM = fixable
+ * permissions, JB_EINVAL = the sampler period was shortened so no counter wrap is missed. */
 int meter_n_notes(const struct meter *m);
 const char *meter_note(const struct meter *m, int i, int *code);
 
@@ -130,7 +132,9 @@ struct meter_phase {
     double t_end_s;
     double energy_j;       /* over counted domains */
     double power_w_mean;
-    double bound_j;        /* attribution uncertainty: +-(counter granularity x power) at both ends */
+    double bound_j;        /* attribution uncertainty: counter granularity x power, both ends */
+    long long instructions; /* PAPI perf_event, where it works (meter_counters_status); else -1 */
+    long long cycles;
 };
 
 /* Closed phases: those before the last mark (all of them after meter_stop). */
@@ -145,7 +149,7 @@ double meter_sample_energy_j(const struct meter *m, long sample_id);
 struct meter_result {
     double time_s;              /* start to stop */
     double energy_j;            /* over counted domains */
-    double energy_above_idle_j; /* energy_j - idle_power_w x time_s, >= 0; = energy_j w/o baseline */
+    double energy_above_idle_j; /* energy_j - idle_power_w x time_s, >= 0 */
     double idle_power_w;        /* median idle power (counted domains); 0 without baseline */
     double idle_s;              /* how long the baseline sampled; 0 = none */
     double power_w_mean;
@@ -155,7 +159,13 @@ struct meter_result {
     double sampler_overhead;    /* sampler_cpu_s / time_s */
     long n_points;              /* trace points */
     long n_read_errors;         /* counter reads that failed (the previous value was kept) */
+    long long instructions;     /* start to stop, where counted; else -1 */
+    long long cycles;
 };
+
+/* Instructions and cycles (optional, beside the energy): NULL when meter_start could count them
+ * through PAPI's perf_event component, else why not. */
+const char *meter_counters_status(const struct meter *m);
 
 /* The whole run (after meter_stop). domain_j as in meter_phase_get; domain_idle_w likewise for
  * the per-domain idle power (either may be NULL). */

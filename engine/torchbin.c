@@ -649,8 +649,8 @@ static int op_persid(struct up *u) {
     int rc = need(u, 1);
     if (rc) return rc;
     struct pk_obj *pid = u->stack[--u->n_stack];
-    struct pk_obj **it = pid->u.seq.items;
-    if (pid->kind != PK_TUPLE || pid->u.seq.n != 5 || it[0]->kind != PK_STR ||
+    struct pk_obj **it = pid->kind == PK_TUPLE && pid->u.seq.n == 5 ? pid->u.seq.items : NULL;
+    if (!it || it[0]->kind != PK_STR ||
         strcmp(it[0]->u.str.s, "storage") != 0 || it[1]->kind != PK_GLOBAL ||
         it[1]->u.i < G_STORAGE_F32 || it[2]->kind != PK_STR || it[3]->kind != PK_STR ||
         it[4]->kind != PK_INT || it[4]->u.i < 0)

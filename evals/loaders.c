@@ -426,6 +426,16 @@ static int bad(struct evals_loader *l, struct jb_err *err, const char *fmt, ...)
 
 static bool full(const struct evals_loader *l) { return l->opts.limit && l->n >= l->opts.limit; }
 
+/* Parses one JSON Lines line; `where` is "file:LINE", and a syntax error reads
+ * "file:LINE:COLUMN: invalid JSON: what". */
+static int parse_line(const char *text, size_t len, const char *where, json_t **out,
+                      struct jb_err *err) {
+    json_error_t je;
+    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (*out) return 0;
+    return jb_err_set(err, JB_EFORMAT, "%s:%d: invalid JSON: %s", where, je.column, je.text);
+}
+
 /* Reads an annotation file whole, adding its bytes to the dataset digest. */
 static int read_all(struct evals_loader *l, const char *path, char **buf, size_t *len,
                     struct jb_err *err) {
@@ -690,7 +700,8 @@ int evals_load_vqav2(struct evals_loader *l, const char *dir, struct jb_err *err
     snprintf(l->layout, sizeof l->layout, "VQA v2 JSON (%s)", dir);
     if ((rc = load_json(l, qf, &qroot, err)) || (rc = load_json(l, af, &aroot, err)))
         goto out;
-    const json_t *qs = json_object_get(qroot, "questions"), *as = json_object_get(aroot, "annotations");
+    const json_t *qs = json_object_get(qroot, "questions");
+    const json_t *as = json_object_get(aroot, "annotations");
     if (!json_is_array(qs) || !json_is_array(as)) {
         rc = jb_err_set(err, JB_EFORMAT, "%s: no 'questions' list, or %s no 'annotations' list",
                         qf, af);
@@ -714,7 +725,8 @@ int evals_load_vqav2(struct evals_loader *l, const char *dir, struct jb_err *err
         struct sample_in in = {.metric = EVALS_METRIC_VQA_ACCURACY};
         const char *q;
         char *id = NULL, *image = NULL;
-        const json_t *qid = json_object_get(r, "question_id"), *iid = json_object_get(r, "image_id");
+        const json_t *qid = json_object_get(r, "question_id");
+        const json_t *iid = json_object_get(r, "image_id");
         if (!json_is_integer(qid) || !json_is_integer(iid)) {
             rc = bad(l, err, "%s: missing integer 'question_id' or 'image_id'", where);
             goto next;
@@ -925,7 +937,8 @@ static int jsonl_record(struct evals_loader *l, enum rec_kind kind, const json_t
             /* evals.md §5: options that are images themselves cannot be sent; such items go
              * without an image and are tagged degraded */
             size_t n_img = 0;
-            for (size_t i = 0; i < in.n_choices; i++) n_img += strstr(in.choices[i], "<image") != NULL;
+            for (size_t i = 0; i < in.n_choices; i++)
+                n_img += strstr(in.choices[i], "<image") != NULL;
             if (n_img > 1) {
                 free(image);
                 image = NULL;
@@ -1002,7 +1015,7 @@ static int jsonl_file(struct evals_loader *l, const char *file, enum rec_kind ki
         if (k < n) {
             json_t *r = NULL;
             struct jb_err jerr = {0};
-            if (jb_json_load_text(p, n, where, &r, &jerr) < 0)
+            if (parse_line(p, n, where, &r, &jerr) < 0)
                 rc = bad(l, err, "%s", jerr.msg);
             else if (!json_is_object(r))
                 rc = bad(l, err, "%s: a line should be one JSON object", where);
@@ -1174,7 +1187,7 @@ int evals_prediction_parse(struct evals_prediction **out, const char *line, size
                            struct jb_err *err) {
     *out = NULL;
     json_t *r = NULL;
-    int rc = jb_json_load_text(line, len, where, &r, err);
+    int rc = parse_line(line, len, where, &r, err);
     if (rc) return rc;
     struct evals_prediction *p = calloc(1, sizeof *p);
     const char *text = NULL, *why = NULL;

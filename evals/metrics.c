@@ -312,7 +312,8 @@ char *evals_vqa_digits_articles(const char *s) {
     }
     size_t o = 0;
     char *save = NULL;
-    for (char *w = strtok_r(low, " \t\n\r\f\v", &save); w; w = strtok_r(NULL, " \t\n\r\f\v", &save)) {
+    static const char ws[] = " \t\n\r\f\v";
+    for (char *w = strtok_r(low, ws, &save); w; w = strtok_r(NULL, ws, &save)) {
         const char *word = w;
         static const char *const digits[] = {"0", "1", "2", "3", "4", "5",
                                              "6", "7", "8", "9", "10"};

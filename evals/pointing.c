@@ -233,7 +233,8 @@ void evals_pointing_score(const char *text, const struct evals_region *regions, 
     if (cost && match) {
         for (int i = 0; i < n; i++)
             for (int j = 0; j < m; j++) {
-                size_t pi = pred_rows ? (size_t)i : (size_t)j, ri = pred_rows ? (size_t)j : (size_t)i;
+                size_t pi = pred_rows ? (size_t)i : (size_t)j;
+                size_t ri = pred_rows ? (size_t)j : (size_t)i;
                 cost[(size_t)i * m + j] =
                     hypot(pts[2 * pi] - regions[ri].x, pts[2 * pi + 1] - regions[ri].y);
             }

@@ -33,8 +33,8 @@ static void usage(void) {
            "  --meter NAME           auto (default), powercap, perf, papi, nvml or estimate\n"
            "  --idle-s N             idle baseline before CMD, seconds (default 5; 0 skips)\n"
            "  --tdp-w W              estimate: the CPU's TDP in watts (default: built-in table)\n"
-           "  --region CODE          grid carbon intensity of a region (default WORLD, 481 g/kWh);\n"
-           "                         'list' prints the table\n"
+           "  --region CODE          grid carbon intensity of a region (default WORLD,\n"
+           "                         481 g/kWh); 'list' prints the table\n"
            "  --grid-g-per-kwh X     grid carbon intensity in g CO2e/kWh (wins over --region)\n"
            "  --pue X                power usage effectiveness, >= 1 (default 1: a local machine)\n"
            "  --embodied-g-per-h X   embodied emissions per hour of machine time (default 0: off)\n"
@@ -124,7 +124,8 @@ static json_t *result_json(const struct meter *m, const struct meter_result *r,
     json_t *doms = json_array(), *cmd = json_array(), *notes = json_array();
     for (int d = 0; d < meter_n_domains(m); d++) {
         const struct meter_domain *dm = meter_domain_get(m, d);
-        const struct meter_domain *parent = dm->parent >= 0 ? meter_domain_get(m, dm->parent) : NULL;
+        const struct meter_domain *parent =
+            dm->parent >= 0 ? meter_domain_get(m, dm->parent) : NULL;
         json_array_append_new(
             doms, json_pack("{s:s, s:f, s:s, s:s, s:s, s:b, s:s?, s:f}", "name", dm->name,
                             "energy_j", dj[d], "kind", meter_domain_kind_name(dm->kind), "source",
@@ -140,8 +141,12 @@ static json_t *result_json(const struct meter *m, const struct meter_result *r,
                                "embodied_g_per_h", c->embodied_g_per_h, "co2e_source",
                                "estimated (grid factor)");
     const char *model = meter_model(m);
+    json_t *counts = json_pack("{s:o, s:o, s:s?}", "instructions",
+                               r->instructions >= 0 ? json_integer(r->instructions) : json_null(),
+                               "cycles", r->cycles >= 0 ? json_integer(r->cycles) : json_null(),
+                               "unavailable", meter_counters_status(m));
     return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:s, s:s?, s:o, s:o, s:f, s:f, s:i, "
-                     "s:f, s:f, s:i, s:i, s:o, s:o}",
+                     "s:f, s:f, s:i, s:i, s:o, s:o, s:o}",
                      "time_s", r->time_s, "energy_j", r->energy_j, "energy_above_idle_j",
                      r->energy_above_idle_j, "power_w_mean", r->power_w_mean, "power_w_peak",
                      r->power_w_peak, "co2e_g", co2, "source", meter_source_name(r->source),
@@ -149,7 +154,7 @@ static json_t *result_json(const struct meter *m, const struct meter_result *r,
                      carbon, "idle_power_w", r->idle_power_w, "idle_s", r->idle_s, "interval_ms",
                      meter_interval_ms(m), "sampler_cpu_s", r->sampler_cpu_s, "sampler_overhead",
                      r->sampler_overhead, "read_errors", (int)r->n_read_errors, "exit_status",
-                     status, "command", cmd, "notes", notes);
+                     status, "command", cmd, "notes", notes, "counters", counts);
 }
 
 static void line(FILE *o, bool est, const char *value, const char *label, const char *what) {
@@ -200,9 +205,18 @@ static void print_human(const struct meter *m, const struct meter_result *r, con
              c->embodied_g_per_h > 0 ? ", with embodied emissions" : "");
     line(o, true, v, "estimated", w);
     snprintf(v, sizeof v, "%.4f %%", 100.0 * r->sampler_overhead);
-    snprintf(w, sizeof w, "sampler overhead (thread CPU %.3f ms / wall time; every %d ms, %ld points)",
+    snprintf(w, sizeof w,
+             "sampler overhead (thread CPU %.3f ms / wall time; every %d ms, %ld points)",
              r->sampler_cpu_s * 1e3, meter_interval_ms(m), r->n_points);
     line(o, false, v, "measured", w);
+    if (r->instructions >= 0) {
+        snprintf(v, sizeof v, "%lld", r->instructions);
+        line(o, false, v, "measured", "instructions (PAPI perf_event)");
+        snprintf(v, sizeof v, "%lld", r->cycles);
+        snprintf(w, sizeof w, "cycles (%.2f instructions per cycle)",
+                 r->cycles > 0 ? (double)r->instructions / (double)r->cycles : 0.0);
+        line(o, false, v, "measured", w);
+    }
     fprintf(o, "\n backend: %s (%s)\n", meter_backend_name(m), tl);
     if (r->n_read_errors)
         fprintf(o, " warning: %ld counter reads failed; their energy moved to the next read\n",
@@ -283,7 +297,7 @@ static int run(int argc, char **argv) {
     for (int i = 0; i < meter_n_notes(m); i++) {
         int code = 0;
         const char *msg = meter_note(m, i, &code);
-        if (code == JB_EPERM)
+        if (code == JB_EPERM || code == JB_EINVAL)
             jb_log(JB_LOG_WARN, "%s", msg);
         else if (meter_source(m) == METER_SOURCE_ESTIMATED)
             jb_log(JB_LOG_INFO, "%s", msg);
@@ -328,6 +342,8 @@ static int run(int argc, char **argv) {
         goto out;
     }
     status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    if (meter_counters_status(m))
+        jb_log(JB_LOG_INFO, "instructions and cycles not counted: %s", meter_counters_status(m));
 
     struct meter_result r;
     double dj[METER_MAX_DOMAINS], didle[METER_MAX_DOMAINS];

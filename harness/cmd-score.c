@@ -14,7 +14,8 @@
 #include <string.h>
 
 static void usage(void) {
-    printf("usage: joulebench score --metric NAME --predictions FILE.jsonl [--json OUT] [--skip-bad]\n"
+    printf("usage: joulebench score --metric NAME --predictions FILE.jsonl [--json OUT]\n"
+           "                        [--skip-bad]\n"
            "       joulebench score --suite NAME --data DIR --predictions FILE.jsonl [--json OUT]\n"
            "                        [--skip-bad]\n"
            "\n"
@@ -23,14 +24,16 @@ static void usage(void) {
            "\n"
            "  --metric NAME        relaxed_accuracy, anls, vqa_accuracy, vqa_accuracy_molmo,\n"
            "                       mc_letter, exact_count or pointing_f1; each line of FILE is\n"
-           "                       {\"id\", \"prediction\", \"references\": [...], \"choices\": [...]}\n"
+           "                       {\"id\", \"prediction\", \"references\": [...],\n"
+           "                       \"choices\": [...]}\n"
            "                       (choices optional: without them every letter A-Z is in range;\n"
            "                       pointing_f1: references are mask objects, plus width, height)\n"
            "  --suite NAME         take the references from the suite's dataset instead (see\n"
            "                       `joulebench suites`); each line is {\"id\", \"prediction\"}\n"
            "  --data DIR           the dataset directory (with --suite)\n"
            "  --predictions FILE   the JSONL file of predictions\n"
-           "  --json OUT           also write {metric, n, mean, ci95, scores: [{id, score}]} to OUT\n"
+           "  --json OUT           also write {metric, n, mean, ci95, scores: [{id, score}]}\n"
+           "                       to OUT\n"
            "  --skip-bad           count, list and skip malformed lines and dataset records\n"
            "                       instead of stopping at the first one\n"
            "  -h, --help           this text\n");
@@ -127,7 +130,8 @@ static int run(int argc, char **argv) {
         default: return harness_usage_error("score", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) return harness_usage_error("score", "unexpected argument '%s'", argv[optind]);
+    if (optind < argc)
+        return harness_usage_error("score", "unexpected argument '%s'", argv[optind]);
     if (!preds) return harness_usage_error("score", "--predictions FILE is required");
     if (!metric_name == !suite_name)
         return harness_usage_error("score", "give exactly one of --metric and --suite");
@@ -233,6 +237,14 @@ static int run(int argc, char **argv) {
         harness_fail("%s: nothing to score", preds);
         goto out;
     }
+    /* the suite's main metric over all its samples leads (synth-count also has pointing) */
+    for (size_t i = 1; i < n_groups; i++)
+        if (groups[i].metric == metric && !groups[i].subset[0] &&
+            !(groups[0].metric == metric && !groups[0].subset[0])) {
+            struct group t = groups[0];
+            groups[0] = groups[i];
+            groups[i] = t;
+        }
 
     printf("%-28s %6s  %-6s  %-16s\n", "metric", "n", "mean", "95% interval");
     for (size_t i = 0; i < n_groups; i++) print_group(&groups[i]);

@@ -34,7 +34,8 @@ static int run(int argc, char **argv) {
         default: return harness_usage_error("suites", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) return harness_usage_error("suites", "unexpected argument '%s'", argv[optind]);
+    if (optind < argc)
+        return harness_usage_error("suites", "unexpected argument '%s'", argv[optind]);
     const struct evals_suite *s;
     if (json) {
         json_t *arr = json_array();

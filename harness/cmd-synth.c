@@ -64,7 +64,8 @@ static int run(int argc, char **argv) {
         default: return harness_usage_error("synth", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) return harness_usage_error("synth", "unexpected argument '%s'", argv[optind]);
+    if (optind < argc)
+        return harness_usage_error("synth", "unexpected argument '%s'", argv[optind]);
     if (!out) return harness_usage_error("synth", "--out DIR is required");
     struct jb_err err = {0};
     struct evals_synth_opts o = {.seed = seed, .n = (int)n};

@@ -21,6 +21,7 @@ const struct harness_cmd *const harness_cmds[] = {
     &cmd_history,
     &cmd_init_model,
     &cmd_tokenize,
+    &cmd_tensors,
     NULL,
 };
 

@@ -40,5 +40,6 @@ extern const struct harness_cmd cmd_score;
 extern const struct harness_cmd cmd_suites;
 extern const struct harness_cmd cmd_synth;
 extern const struct harness_cmd cmd_tokenize;
+extern const struct harness_cmd cmd_tensors;
 
 #endif /* HARNESS_H */

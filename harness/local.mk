@@ -12,6 +12,7 @@ harness_libharness_a_SOURCES = \
 	harness/cmd-score.c \
 	harness/cmd-suites.c \
 	harness/cmd-synth.c \
+	harness/cmd-tensors.c \
 	harness/cmd-tokenize.c \
 	harness/commands.c \
 	harness/harness.h \

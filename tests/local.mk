@@ -26,10 +26,14 @@ tests_test_engine_tokenizer_CFLAGS = $(TEST_CFLAGS) $(UTF8PROC_CFLAGS)
 tests_test_engine_tokenizer_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
 	$(CRITERION_LIBS) $(LIBS)
 tests_test_engine_tokenizer_DEPENDENCIES = joulebench$(EXEEXT)
+
+# The torchbin tests also run `joulebench tensors`.
 check_PROGRAMS += tests/test-engine-torchbin
 tests_test_engine_torchbin_SOURCES = tests/test-engine-torchbin.c $(TEST_COMMON)
 tests_test_engine_torchbin_CFLAGS = $(TEST_CFLAGS) $(ZLIB_CFLAGS)
-tests_test_engine_torchbin_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+tests_test_engine_torchbin_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
+	$(CRITERION_LIBS) $(LIBS)
+tests_test_engine_torchbin_DEPENDENCIES = joulebench$(EXEEXT)
 
 check_PROGRAMS += tests/test-energy
 tests_test_energy_SOURCES = tests/test-energy.c $(TEST_COMMON)

@@ -51,13 +51,8 @@ static void assert_encodes(const struct molmo_tokenizer *tok, const char *text, 
         assert_encodes(tok, text, strlen(text), want_, sizeof want_ / sizeof want_[0], text);  \
     } while (0)
 
-/* Every line of cases.jsonl: {"text": ..., "ids": [...]} from tokenizers' encode (README). */
-static void check_cases(const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tokenizer/%s/tokenizer.json", name);
-    struct molmo_tokenizer *tok = load_golden(rel);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer/%s/cases.jsonl", jb_test_golden_dir(), name);
+/* Every line of a {"text": ..., "ids": [...]} file encodes to its ids. */
+static void check_jsonl(const struct molmo_tokenizer *tok, const char *path, size_t want_lines) {
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "%s", path);
     char *line = NULL;
@@ -82,21 +77,34 @@ static void check_cases(const char *name) {
     }
     free(line);
     fclose(f);
-    cr_assert_eq(n_lines, 193, "%s: %zu lines", path, n_lines);
+    cr_assert_eq(n_lines, want_lines, "%s: %zu lines", path, n_lines);
+}
+
+/* The golden cases.jsonl (ids from Hugging Face tokenizers, README there) and 300 random strings
+ * with the ids of an independent encoder (tests/data/tokenizer-fuzz/README). */
+static void check_cases(const char *name) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "tokenizer/%s/tokenizer.json", name);
+    struct molmo_tokenizer *tok = load_golden(rel);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer/%s/cases.jsonl", jb_test_golden_dir(), name);
+    check_jsonl(tok, path, 193);
+    snprintf(path, sizeof path, "%s/tokenizer-fuzz/%s.jsonl", jb_test_data_dir(), name);
+    check_jsonl(tok, path, 300);
     molmo_tokenizer_free(tok);
 }
 
 /* ---- the released tokenizers ---------------------------------------------------------------- */
 
-Test(tokenizer, qwen_cases_encode_to_the_reference_ids) {
+Test(tokenizer, qwen_cases_and_random_strings_encode_to_the_reference_ids) {
     check_cases("qwen");
 }
 
-Test(tokenizer, dolma2_cases_encode_to_the_reference_ids) {
+Test(tokenizer, dolma2_cases_and_random_strings_encode_to_the_reference_ids) {
     check_cases("dolma2");
 }
 
-Test(tokenizer, molmoe_cases_encode_to_the_reference_ids) {
+Test(tokenizer, molmoe_cases_and_random_strings_encode_to_the_reference_ids) {
     check_cases("molmoe-1b");
 }
 

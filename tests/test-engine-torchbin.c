@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* ---- byte buffers ---- */
@@ -538,7 +539,8 @@ Test(torchbin, protocol_4_opcodes_and_old_rebuilds_are_read) {
     struct jb_err err = {0};
     cr_assert_eq(molmo_torchbin_open(&tb, path, &err), 0, "%s", err.msg);
     cr_assert_eq(molmo_torchbin_count(tb), 2);
-    const struct molmo_torchbin_tensor *a = molmo_torchbin_get(tb, 0), *b = molmo_torchbin_get(tb, 1);
+    const struct molmo_torchbin_tensor *a = molmo_torchbin_get(tb, 0);
+    const struct molmo_torchbin_tensor *b = molmo_torchbin_get(tb, 1);
     cr_assert_str_eq(a->name, "a");
     cr_assert(a->ndim == 1 && a->shape[0] == 3 && a->nbytes == 12);
     cr_assert_eq(memcmp(a->data, s0 + 3, 12), 0);
@@ -571,7 +573,10 @@ Test(torchbin, a_posix_system_global_is_refused_by_name) {
 /* Hidden inside a tensor's rebuild, after a valid first entry; also via STACK_GLOBAL. */
 Test(torchbin, foreign_globals_anywhere_are_refused_by_name) {
     const char *cases[][2] = {
-        {"os", "system"}, {"builtins", "eval"}, {"torch", "load"}, {"torch._utils", "_rebuild_parameter"},
+        {"os", "system"},
+        {"builtins", "eval"},
+        {"torch", "load"},
+        {"torch._utils", "_rebuild_parameter"},
     };
     for (size_t k = 0; k < 4; k++) {
         struct buf p = {0};
@@ -866,8 +871,11 @@ Test(torchbin, zip_offsets_out_of_range_are_clean_errors) {
         struct buf c = {0};
         put(&c, z.p, z.n);
         size_t second = cd + 46 + strlen(e[0].name); /* no extra, no comment in the central dir */
-        size_t at = cases[k].where == 0 ? eocd + 16 : cases[k].where == 1 ? second + 42 : second + 20;
-        for (int i = 0; i < 4; i++) c.p[at + (size_t)i] = (unsigned char)(cases[k].value >> (8 * i));
+        size_t at = cases[k].where == 0   ? eocd + 16
+                    : cases[k].where == 1 ? second + 42
+                                          : second + 20;
+        for (int i = 0; i < 4; i++)
+            c.p[at + (size_t)i] = (unsigned char)(cases[k].value >> (8 * i));
         if (cases[k].where == 2)
             for (int i = 0; i < 4; i++) c.p[at + 4 + (size_t)i] = c.p[at + (size_t)i];
         char *path = write_file("off.bin", &c);
@@ -899,7 +907,8 @@ Test(torchbin, mutated_pickles_open_or_fail_cleanly) {
                 for (size_t k = 0; k < molmo_torchbin_count(tb); k++) {
                     const struct molmo_torchbin_tensor *t = molmo_torchbin_get(tb, k);
                     volatile unsigned char sink = 0;
-                    for (size_t j = 0; j < t->nbytes; j++) sink ^= ((const unsigned char *)t->data)[j];
+                    const unsigned char *d = t->data;
+                    for (size_t j = 0; j < t->nbytes; j++) sink ^= d[j];
                     (void)sink;
                 }
                 molmo_torchbin_close(tb);
@@ -1131,4 +1140,57 @@ Test(torchbin_golden, truncated_copies_of_the_real_file_are_clean_errors) {
     }
     free(file);
     free(src);
+}
+
+/* ---- joulebench tensors ---- */
+
+Test(torchbin_golden, tensors_command_lists_every_tensor) {
+    char *path = golden_bin();
+    static struct want w[300];
+    size_t n = expected_tensors(w), bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += 4 * (size_t)w[i].shape[0] * (w[i].ndim == 2 ? (size_t)w[i].shape[1] : 1);
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' tensors --verify '%s'", jb_test_bin(), path);
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    char want[100];
+    snprintf(want, sizeof want, "\n%zu tensors, %zu bytes, CRC-32 of every entry ok\n", n, bytes);
+    cr_assert(strstr(p.out, want), "'%s' not in the output", want);
+    /* wte.embedding's storage "0" starts at 33600 (Python zipfile: header_offset 33518 + 30 +
+     * 20-byte name + 32-byte extra) */
+    const char *line = strstr(p.out, "\nmodel.transformer.wte.embedding ");
+    cr_assert(line);
+    cr_assert(strstr(line, "F32    [264, 64]         33600\n") == strchr(line, 'F'), "%.200s",
+              line);
+    jb_test_proc_free(&p);
+    free(path);
+}
+
+Test(torchbin, tensors_command_names_a_foreign_global_and_exits_2) {
+    struct buf p = {0};
+    put1(&p, 0x80);
+    put1(&p, 2);
+    pk_global(&p, "posix", "system");
+    pk_str(&p, "touch pwned");
+    put1(&p, 0x85);
+    put1(&p, 'R');
+    put1(&p, '.');
+    char *path = write_checkpoint("evil.bin", &p, NULL, false, (struct tz_opts){0});
+    struct jb_test_proc r;
+    jb_test_run(&r, "cd '%s' && '%s' tensors '%s'", tmp, jb_test_bin(), path);
+    cr_assert_eq(r.status, 2);
+    cr_assert_str_empty(r.out);
+    cr_assert(strstr(r.err, "joulebench: ") == r.err, "%s", r.err);
+    cr_assert(strstr(r.err, "global posix.system is not allowed"), "%s", r.err);
+    char *pwned = NULL;
+    cr_assert(asprintf(&pwned, "%s/pwned", tmp) > 0);
+    cr_assert(access(pwned, F_OK) != 0, "the pickle ran a command");
+    free(pwned);
+    jb_test_proc_free(&r);
+    jb_test_run(&r, "'%s' tensors", jb_test_bin());
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "FILE.bin is required"), "%s", r.err);
+    jb_test_proc_free(&r);
+    free(p.p);
+    free(path);
 }

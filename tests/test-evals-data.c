@@ -267,7 +267,8 @@ Test(loaders, pixmo_points_bitmap_masks_and_size_from_the_png_header) {
 Test(loaders, realworldqa_letter_answers_are_multiple_choice) {
     put("test.jsonl", "{\"image\": \"a.webp\", \"question\": \"Which way?\\nA. left\\nB. right\\n"
                       "Please answer directly with only the letter.\", \"answer\": \"B\"}\n"
-                      "{\"image\": \"a.webp\", \"question\": \"How many cars?\", \"answer\": \"3\"}\n");
+                      "{\"image\": \"a.webp\", \"question\": \"How many cars?\", "
+                      "\"answer\": \"3\"}\n");
     put("a.webp", "x");
     struct evals_loader *l = open_ok("realworldqa", false);
     cr_assert_eq(evals_sample_metric(nth(l, 0)), EVALS_METRIC_MC_LETTER);
@@ -474,7 +475,8 @@ Test(synth, digests_match_the_recorded_run_for_the_same_library_versions) {
     snprintf(path, sizeof path, "%s/g/synth-chart/manifest.json", tmp);
     json_t *m = json_load_file(path, 0, &je);
     cr_assert_not_null(m);
-    bool same_libs = json_equal(json_object_get(m, "libraries"), json_object_get(want, "libraries"));
+    bool same_libs =
+        json_equal(json_object_get(m, "libraries"), json_object_get(want, "libraries"));
     const char *suite;
     json_t *digest;
     json_object_foreach(json_object_get(want, "manifests"), suite, digest) {
