@@ -66,8 +66,10 @@ Test(run_cli, bad_input_is_one_line_and_exit_two_before_any_work, .timeout = 60)
 Test(run_cli, embedded_default_writes_records_and_reports, .timeout = 300) {
     char *root = jb_test_tmpdir();
     struct jb_test_proc p;
-    jb_test_run(&p, "'%s' run --out '%s/r' " QUICK, jb_test_bin(), root);
+    jb_test_run(&p, "'%s' run --out '%s/r' --history '%s/h.sqlite' " QUICK, jb_test_bin(), root,
+                root);
     cr_assert_eq(p.status, 0, "%s", p.err);
+    cr_assert(strstr(p.out, "/r/report.html\n"), "the report paths are printed: %s", p.out);
     const char *files[] = {"run.json", "samples.jsonl", "power.csv", "report.md", "report.html",
                            "report.csv"};
     for (int i = 0; i < 6; i++) {
@@ -85,6 +87,12 @@ Test(run_cli, embedded_default_writes_records_and_reports, .timeout = 300) {
     cr_assert_str_eq(json_string_value(json_object_get(run, "status")), "complete");
     cr_assert_eq(json_array_size(json_object_get(run, "results")), 3);
     json_decref(run);
+    jb_test_proc_free(&p);
+    /* --history appended one row per suite. */
+    jb_test_run(&p, "'%s' history '%s/h.sqlite' --suite synth-doc", jb_test_bin(), root);
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    cr_assert(strstr(p.out, "model-tiny       synth-doc"), "%s", p.out);
+    cr_assert_null(strstr(p.out, "synth-chart"), "%s", p.out);
     jb_test_proc_free(&p);
     jb_test_rmtree(root);
     free(root);
