@@ -37,36 +37,37 @@
 #define DEFAULT_LIMIT 10
 
 static void usage(void) {
-    printf("usage: joulebench run [--model DIR]... [--suite NAME[,NAME...]] [--data [NAME=]DIR]...\n"
-           "                      [--limit N] [--out DIR] [--resume] [--meter NAME]\n"
-           "                      [--region CODE] [--threads N] [--max-tokens N] [--idle-s S]\n"
-           "                      [--history FILE.sqlite] [--format md,html,csv]\n"
-           "\n"
-           "Evaluates each model on each suite under the energy meter and writes DIR/run.json,\n"
-           "DIR/samples.jsonl (one line per sample, fsynced), DIR/power.csv and the reports.\n"
-           "Several --model options run one after the other under the same meter and idle\n"
-           "baseline. With no --model and no --data: the embedded default, a tiny checkpoint\n"
-           "written by 'joulebench init-model' into DIR/model-tiny and the synthetic suites\n"
-           "(" DEFAULT_SUITES ") written into DIR/data, %d samples each.\n"
-           "\n"
-           "  --model DIR        a Molmo checkpoint directory (repeatable)\n"
-           "  --suite LIST       suites, comma separated ('joulebench suites' lists them)\n"
-           "  --data [NAME=]DIR  dataset directory: DIR/<suite> when it exists, else DIR;\n"
-           "                     NAME=DIR for one suite (repeatable)\n"
-           "  --limit N          at most N samples per suite (default: all; %d embedded)\n"
-           "  --out DIR          the run directory (default results/run-YYYYMMDD-HHMMSS)\n"
-           "  --resume           continue DIR: recorded samples are not recomputed\n"
-           "  --meter NAME       auto (default), powercap, perf, papi, nvml or estimate\n"
-           "  --region CODE      grid carbon intensity of this region (default WORLD)\n"
-           "  --threads N        OpenBLAS threads (default: all cores)\n"
-           "  --max-tokens N     cap on generated tokens per sample (default: the suite's)\n"
-           "  --idle-s S         idle baseline before the run, seconds (default 5; 0 = none)\n"
-           "  --history FILE     append the run's summary to this SQLite history\n"
-           "  --format LIST      reports to write (default md,html,csv)\n"
-           "  -h, --help         this text\n"
-           "\n"
-           "exit status: 0 done, 2 error (bad input is reported before any work starts)\n",
-           DEFAULT_LIMIT, DEFAULT_LIMIT);
+    printf(
+        "usage: joulebench run [--model DIR]... [--suite NAME[,NAME...]] [--data [NAME=]DIR]...\n"
+        "                      [--limit N] [--out DIR] [--resume] [--meter NAME]\n"
+        "                      [--region CODE] [--threads N] [--max-tokens N] [--idle-s S]\n"
+        "                      [--history FILE.sqlite] [--format md,html,csv]\n"
+        "\n"
+        "Evaluates each model on each suite under the energy meter and writes DIR/run.json,\n"
+        "DIR/samples.jsonl (one line per sample, fsynced), DIR/power.csv and the reports.\n"
+        "Several --model options run one after the other under the same meter and idle\n"
+        "baseline. With no --model and no --data: the embedded default, a tiny checkpoint\n"
+        "written by 'joulebench init-model' into DIR/model-tiny and the synthetic suites\n"
+        "(" DEFAULT_SUITES ") written into DIR/data, %d samples each.\n"
+        "\n"
+        "  --model DIR        a Molmo checkpoint directory (repeatable)\n"
+        "  --suite LIST       suites, comma separated ('joulebench suites' lists them)\n"
+        "  --data [NAME=]DIR  dataset directory: DIR/<suite> when it exists, else DIR;\n"
+        "                     NAME=DIR for one suite (repeatable)\n"
+        "  --limit N          at most N samples per suite (default: all; %d embedded)\n"
+        "  --out DIR          the run directory (default results/run-YYYYMMDD-HHMMSS)\n"
+        "  --resume           continue DIR: recorded samples are not recomputed\n"
+        "  --meter NAME       auto (default), powercap, perf, papi, nvml or estimate\n"
+        "  --region CODE      grid carbon intensity of this region (default WORLD)\n"
+        "  --threads N        OpenBLAS threads (default: all cores)\n"
+        "  --max-tokens N     cap on generated tokens per sample (default: the suite's)\n"
+        "  --idle-s S         idle baseline before the run, seconds (default 5; 0 = none)\n"
+        "  --history FILE     append the run's summary to this SQLite history\n"
+        "  --format LIST      reports to write (default md,html,csv)\n"
+        "  -h, --help         this text\n"
+        "\n"
+        "exit status: 0 done, 2 error (bad input is reported before any work starts)\n",
+        DEFAULT_LIMIT, DEFAULT_LIMIT);
 }
 
 struct opts {
@@ -90,7 +91,8 @@ static int parse_long(const char *opt, const char *s, long lo, long hi, long *ou
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || *end || end == s || v < lo || v > hi)
-        return harness_usage_error("run", "%s needs an integer in %ld..%ld, not '%s'", opt, lo, hi, s);
+        return harness_usage_error("run", "%s needs an integer in %ld..%ld, not '%s'", opt, lo, hi,
+                                   s);
     *out = v;
     return 0;
 }
@@ -196,8 +198,10 @@ static void on_phase(void *user, enum molmo_phase phase, bool begin, int step) {
     struct env *e = user;
     const char *label = phase_label(phase);
     if (!label || e->mark_err.code) return;
-    if (begin) meter_mark(e->meter, label, e->cur_id, &e->mark_err);
-    else if (phase == MOLMO_PHASE_DECODE) meter_mark(e->meter, "", -1, &e->mark_err);
+    if (begin)
+        meter_mark(e->meter, label, e->cur_id, &e->mark_err);
+    else if (phase == MOLMO_PHASE_DECODE)
+        meter_mark(e->meter, "", -1, &e->mark_err);
 }
 
 static int eval(void *user, const struct run_item *it, struct run_answer *a, struct jb_err *err) {
@@ -287,10 +291,10 @@ static json_t *meter_json(const struct env *e, const struct opts *o) {
     json_t *domains = json_array();
     for (int d = 0; d < meter_n_domains(e->meter); d++) {
         const struct meter_domain *md = meter_domain_get(e->meter, d);
-        json_array_append_new(domains, json_pack("{s:s, s:s, s:b, s:s}", "name", md->name, "kind",
-                                                 meter_domain_kind_name(md->kind), "in_total",
-                                                 md->in_total, "source",
-                                                 meter_source_name(md->source)));
+        json_array_append_new(domains,
+                              json_pack("{s:s, s:s, s:b, s:s}", "name", md->name, "kind",
+                                        meter_domain_kind_name(md->kind), "in_total", md->in_total,
+                                        "source", meter_source_name(md->source)));
     }
     struct meter_result mr;
     double idle_w = 0, overhead = 0;
@@ -322,17 +326,53 @@ static json_t *suites_json(const struct env *e) {
     return a;
 }
 
+/* The model block of run.json: what identifies the checkpoint (digest of config.json), its
+ * size, stored dtype (config torch_dtype) and parameter count (the safetensors index's
+ * total_size over the dtype's size; absent for a PyTorch .bin checkpoint). */
+static json_t *model_json(const char *name, const char *dir, const struct molmo_model *m,
+                          int threads) {
+    char path[PATH_MAX + 64], hex[65] = "";
+    struct jb_err err = {0};
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (evals_sha256_file(path, hex, &err) < 0) hex[0] = 0;
+    const char *dtype = "unknown";
+    json_t *cfg = json_load_file(path, 0, NULL);
+    if (json_is_string(json_object_get(cfg, "torch_dtype")))
+        dtype = json_string_value(json_object_get(cfg, "torch_dtype"));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i}", "name", name, "path", dir,
+                          "config_sha256", hex, "dtype", dtype, "file_bytes",
+                          (json_int_t)molmo_model_file_bytes(m), "n_threads", threads);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    json_t *idx = json_load_file(path, 0, NULL);
+    json_t *ts = json_object_get(json_object_get(idx, "metadata"), "total_size");
+    int size = !strcmp(dtype, "float32")                                 ? 4
+               : !strcmp(dtype, "bfloat16") || !strcmp(dtype, "float16") ? 2
+                                                                         : 0;
+    if (json_is_integer(ts) && size)
+        json_object_set_new(o, "n_params", json_integer(json_integer_value(ts) / size));
+    json_decref(idx);
+    json_decref(cfg);
+    return o;
+}
+
 /* ---- the command ---- */
 
 static int run(int argc, char **argv) {
     static const struct option lopts[] = {
-        {"model", required_argument, NULL, 'm'},   {"suite", required_argument, NULL, 's'},
-        {"data", required_argument, NULL, 'd'},    {"limit", required_argument, NULL, 'l'},
-        {"out", required_argument, NULL, 'o'},     {"resume", no_argument, NULL, 'r'},
-        {"meter", required_argument, NULL, 'M'},   {"region", required_argument, NULL, 'R'},
-        {"threads", required_argument, NULL, 't'}, {"max-tokens", required_argument, NULL, 'x'},
-        {"idle-s", required_argument, NULL, 'i'},  {"history", required_argument, NULL, 'H'},
-        {"format", required_argument, NULL, 'f'},  {"help", no_argument, NULL, 'h'},
+        {"model", required_argument, NULL, 'm'},
+        {"suite", required_argument, NULL, 's'},
+        {"data", required_argument, NULL, 'd'},
+        {"limit", required_argument, NULL, 'l'},
+        {"out", required_argument, NULL, 'o'},
+        {"resume", no_argument, NULL, 'r'},
+        {"meter", required_argument, NULL, 'M'},
+        {"region", required_argument, NULL, 'R'},
+        {"threads", required_argument, NULL, 't'},
+        {"max-tokens", required_argument, NULL, 'x'},
+        {"idle-s", required_argument, NULL, 'i'},
+        {"history", required_argument, NULL, 'H'},
+        {"format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     struct opts o = {.idle_s = 5, .formats = "md,html,csv"};
@@ -437,7 +477,8 @@ static int run(int argc, char **argv) {
             continue;
         }
         int rc = harness_fail("--suite %s: needs --data DIR (the files it holds: 'joulebench "
-                              "suites')", o.suites[s]);
+                              "suites')",
+                              o.suites[s]);
         free(sdup);
         return rc;
     }
@@ -562,10 +603,7 @@ static int run(int argc, char **argv) {
             status = harness_fail("%s", err.msg);
             break;
         }
-        json_array_append_new(models, json_pack("{s:s, s:s, s:I, s:i}", "name", name, "path",
-                                                o.models[mi], "file_bytes",
-                                                (json_int_t)molmo_model_file_bytes(e.model),
-                                                "n_threads", o.threads));
+        json_array_append_new(models, model_json(name, o.models[mi], e.model, o.threads));
         size_t k = 0;
         for (int s = 0; s < e.n_suites; s++) {
             evals_loader_rewind(e.loaders[s]);

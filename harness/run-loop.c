@@ -10,8 +10,7 @@
 
 #include <stdlib.h>
 
-static const char *const phase_names[RUN_N_PHASES] = {"preprocess", "vision", "prefill",
-                                                      "decode"};
+static const char *const phase_names[RUN_N_PHASES] = {"preprocess", "vision", "prefill", "decode"};
 
 /* The samples.jsonl record (reports/record.c lists the keys). */
 static json_t *sample_json(const struct run_item *it, const struct run_answer *a,

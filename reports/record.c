@@ -133,7 +133,8 @@ int reports_record_open(struct reports_record **out, const char *dir, bool resum
         if (!resume) {
             rc = jb_err_set(err, JB_EINVAL,
                             "%s: this run directory already has samples; use --resume to continue "
-                            "it or choose another --out", dir);
+                            "it or choose another --out",
+                            dir);
             goto out;
         }
         long long good = 0;
@@ -151,8 +152,8 @@ int reports_record_open(struct reports_record **out, const char *dir, bool resum
             const char *s = json_string_value(json_object_get(o, "suite"));
             const char *id = json_string_value(json_object_get(o, "id"));
             if (!m || !s || !id) {
-                rc = jb_err_set(err, JB_EFORMAT, "%s:%zu: sample without model, suite or id",
-                                path, i + 1);
+                rc = jb_err_set(err, JB_EFORMAT, "%s:%zu: sample without model, suite or id", path,
+                                i + 1);
                 goto out;
             }
             char *k = sample_key(m, s, id);
@@ -172,8 +173,10 @@ int reports_record_open(struct reports_record **out, const char *dir, bool resum
     rc = power_open(w, resume, err);
 out:
     free(path);
-    if (rc) reports_record_close(w);
-    else *out = w;
+    if (rc)
+        reports_record_close(w);
+    else
+        *out = w;
     return rc;
 }
 
@@ -273,8 +276,7 @@ int reports_record_summary(struct reports_record *w, const json_t *run, struct j
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)run, key, v) {
-        if (strcmp(key, "schema_version") && strcmp(key, "results"))
-            json_object_set(out, key, v);
+        if (strcmp(key, "schema_version") && strcmp(key, "results")) json_object_set(out, key, v);
     }
     json_object_set_new(out, "results", reports_results_json(&r));
     char *path = join(w->dir, "run.json");

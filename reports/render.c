@@ -16,9 +16,12 @@ int reports_formats_parse(const char *s, int *mask, struct jb_err *err) {
     const char *p = s;
     while (*p) {
         size_t n = strcspn(p, ",");
-        if (n == 2 && !strncmp(p, "md", 2)) *mask |= REPORTS_FMT_MD;
-        else if (n == 4 && !strncmp(p, "html", 4)) *mask |= REPORTS_FMT_HTML;
-        else if (n == 3 && !strncmp(p, "csv", 3)) *mask |= REPORTS_FMT_CSV;
+        if (n == 2 && !strncmp(p, "md", 2))
+            *mask |= REPORTS_FMT_MD;
+        else if (n == 4 && !strncmp(p, "html", 4))
+            *mask |= REPORTS_FMT_HTML;
+        else if (n == 3 && !strncmp(p, "csv", 3))
+            *mask |= REPORTS_FMT_CSV;
         else
             return jb_err_set(err, JB_EINVAL, "unknown report format '%.*s' (md, html, csv)",
                               (int)n, p);
@@ -75,8 +78,10 @@ int reports_write(struct reports_run *const *runs, int n, int mask, const char *
             rc = jb_file_write_atomic(path, buf, len, err);
         }
         free(buf);
-        if (!rc && written) written[k++] = path;
-        else free(path);
+        if (!rc && written)
+            written[k++] = path;
+        else
+            free(path);
     }
     return rc;
 }

@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const reports_phase_names[N_PHASES] = {"preprocess", "vision", "prefill",
-                                                       "decode"};
+const char *const reports_phase_names[N_PHASES] = {"preprocess", "vision", "prefill", "decode"};
 
 int reports_samples_read(const char *path, json_t **out, long long *good_len, struct jb_err *err) {
     char *buf = NULL;
@@ -51,8 +50,10 @@ int reports_samples_read(const char *path, json_t **out, long long *good_len, st
     if (good_len) *good_len = (long long)good;
 out:
     free(buf);
-    if (rc) json_decref(arr);
-    else *out = arr;
+    if (rc)
+        json_decref(arr);
+    else
+        *out = arr;
     return rc;
 }
 
@@ -214,8 +215,8 @@ static int power_read(struct reports_run *r, const char *path, struct jb_err *er
         line[--l] = 0;
         if (ln == 1) {
             if (strcmp(line, "t_s,domain,watts") != 0) {
-                rc = jb_err_set(err, JB_EFORMAT, "%s:1: header is '%s', expected 't_s,domain,watts'",
-                                path, line);
+                rc = jb_err_set(err, JB_EFORMAT,
+                                "%s:1: header is '%s', expected 't_s,domain,watts'", path, line);
                 break;
             }
             continue;
@@ -273,9 +274,9 @@ int reports_run_load(struct reports_run **out, const char *dir, struct jb_err *e
     long long ver = 0;
     if ((rc = jb_json_get_int(r->run, "schema_version", &ver, true, path, err))) goto out;
     if (ver < 1 || ver > REPORTS_SCHEMA_VERSION) {
-        rc = jb_err_set(err, JB_EUNSUPPORTED,
-                        "%s: schema_version %lld; this joulebench reads 1..%d", path, ver,
-                        REPORTS_SCHEMA_VERSION);
+        rc =
+            jb_err_set(err, JB_EUNSUPPORTED, "%s: schema_version %lld; this joulebench reads 1..%d",
+                       path, ver, REPORTS_SCHEMA_VERSION);
         goto out;
     }
     r->energy_source = reports_json_str(r->run, "meter.energy_source", "estimated:unknown");
@@ -291,8 +292,10 @@ int reports_run_load(struct reports_run **out, const char *dir, struct jb_err *e
     rc = power_read(r, path, err);
 out:
     free(path);
-    if (rc) reports_run_free(r);
-    else *out = r;
+    if (rc)
+        reports_run_free(r);
+    else
+        *out = r;
     return rc;
 }
 
@@ -311,7 +314,8 @@ void reports_run_free(struct reports_run *r) {
 
 static json_t *phases_json(const double *v) {
     json_t *o = json_object();
-    for (int p = 0; p < N_PHASES; p++) json_object_set_new(o, reports_phase_names[p], json_real(v[p]));
+    for (int p = 0; p < N_PHASES; p++)
+        json_object_set_new(o, reports_phase_names[p], json_real(v[p]));
     return o;
 }
 

@@ -45,8 +45,9 @@ Test(run_cli, bad_input_is_one_line_and_exit_two_before_any_work, .timeout = 60)
     jb_test_proc_free(&p);
 
     /* A real benchmark without its dataset. */
-    jb_test_run(&p, "'%s' init-model --out '%s/m' >/dev/null && '%s' run --model '%s/m' "
-                    "--suite chartqa --out '%s/o3'",
+    jb_test_run(&p,
+                "'%s' init-model --out '%s/m' >/dev/null && '%s' run --model '%s/m' "
+                "--suite chartqa --out '%s/o3'",
                 jb_test_bin(), root, jb_test_bin(), root, root);
     cr_assert_eq(p.status, 2);
     cr_assert(strstr(p.err, "chartqa: needs --data"), "%s", p.err);
@@ -70,8 +71,8 @@ Test(run_cli, embedded_default_writes_records_and_reports, .timeout = 300) {
                 root);
     cr_assert_eq(p.status, 0, "%s", p.err);
     cr_assert(strstr(p.out, "/r/report.html\n"), "the report paths are printed: %s", p.out);
-    const char *files[] = {"run.json", "samples.jsonl", "power.csv", "report.md", "report.html",
-                           "report.csv"};
+    const char *files[] = {"run.json",  "samples.jsonl", "power.csv",
+                           "report.md", "report.html",   "report.csv"};
     for (int i = 0; i < 6; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/r/%s", root, files[i]);
@@ -119,8 +120,8 @@ static json_t *scores_by_id(const char *path) {
 }
 
 /* Kills the run with SIGKILL once samples.jsonl has 1, then 2, then 3 lines (three different
- * points; each resume continues the same directory), resumes it to the end, and compares the final samples with an uninterrupted run's: every sample exactly once, the
- * same scores. */
+ * points; each resume continues the same directory), resumes it to the end, and compares the
+ * final samples with an uninterrupted run's: every sample exactly once, the same scores. */
 Test(run_cli, sigkill_at_three_points_then_resume_matches_an_uninterrupted_run, .timeout = 600) {
     char *root = jb_test_tmpdir();
     struct jb_test_proc p;
