@@ -78,6 +78,11 @@ struct point {
     int colour;
 };
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static int by_x(const void *a, const void *b) {
     const struct point *p = a, *q = b;
     return (p->x > q->x) - (p->x < q->x);
@@ -162,11 +167,20 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
         fprintf(f, "</code> has no power trace (power.csv is empty or absent).</p>\n");
         return;
     }
+    /* The power axis ends at the 99.5th percentile: a point over a few milliseconds between two
+     * marks can read ten times the sustained power and would flatten the rest; it is clipped. */
     double t0 = INFINITY, t1 = -INFINITY, wmax = 0;
+    double *w = malloc(r->n_power * sizeof *w);
     for (size_t i = 0; i < r->n_power; i++) {
         t0 = fmin(t0, r->power[i].t_s);
         t1 = fmax(t1, r->power[i].t_s);
-        wmax = fmax(wmax, r->power[i].watts);
+        if (w) w[i] = r->power[i].watts;
+        else wmax = fmax(wmax, r->power[i].watts);
+    }
+    if (w) {
+        qsort(w, r->n_power, sizeof *w, cmp_double);
+        wmax = reports_quantile(w, (int)r->n_power, 0.995);
+        free(w);
     }
     if (!(t1 > t0)) t1 = t0 + 1;
     struct frame p = {760, 310, 60, 20, 30, 46, t0, t1, 0, wmax > 0 ? wmax * 1.15 : 1};
@@ -223,7 +237,7 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
             int c = i < r->n_power ? (int)fx(&p, r->power[i].t_s) : INT_MAX;
             if (i < r->n_power && r->power[i].domain != d) continue;
             if (c != col && k > 0) {
-                fprintf(f, "%.1f,%.1f ", fx(&p, sum_t / k), fy(&p, sum_w / k));
+                fprintf(f, "%.1f,%.1f ", fx(&p, sum_t / k), fy(&p, fmin(sum_w / k, p.y1)));
                 k = 0;
                 sum_w = sum_t = 0;
             }
@@ -382,10 +396,10 @@ static void details(const struct reports_run *r, FILE *f) {
             r->estimated ? "~" : "", r->idle_power_w);
     fputs("<li>carbon: region ", f);
     esc(f, reports_json_str(j, "carbon.region", "WORLD"));
+    char src[512];
     fprintf(f, ", %.0f g CO2e/kWh (", r->grid_g_per_kwh);
-    esc(f, reports_json_str(j, "carbon.source", "?"));
-    fprintf(f, ", %.0f), PUE %.2f; CO2e is estimated from the grid factor</li></ul>\n",
-            reports_json_num(j, "carbon.year", 0), r->pue);
+    esc(f, reports_carbon_source(src, sizeof src, j));
+    fprintf(f, "), PUE %.2f; CO2e is estimated from the grid factor</li></ul>\n", r->pue);
 }
 
 int reports_render_html(struct reports_run *const *runs, int n, FILE *f, struct jb_err *err) {
@@ -393,7 +407,8 @@ int reports_render_html(struct reports_run *const *runs, int n, FILE *f, struct 
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
           "<title>joulebench report</title>\n<style>\n"
           "body{font-family:sans-serif;margin:2em;max-width:80em;color:#222}\n"
-          "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid "
+          "table{border-collapse:collapse;margin:1em 0;font-size:13px;display:block;"
+          "overflow-x:auto}td,th{border:1px solid "
           "#bbb;padding:3px 8px;"
           "text-align:right}td:nth-child(-n+3),th{text-align:left}\n"
           ".estimated{background:#fff3cd;border:2px solid #e0a800;padding:.6em "

@@ -40,13 +40,12 @@ static void details(const struct reports_run *r, FILE *f) {
     fprintf(f, "- meter: energy %s%s, interval %.0f ms, idle baseline %s%.2f W\n", r->energy_source,
             r->estimated ? " (**ESTIMATED**)" : "", reports_json_num(j, "meter.interval_ms", 0),
             r->estimated ? "~" : "", r->idle_power_w);
+    char src[512];
+    reports_carbon_source(src, sizeof src, j);
     fprintf(f,
-            "- carbon: region %s, %.0f g CO2e/kWh (%s, %.0f), PUE %.2f; CO2e is estimated "
-            "(grid factor %s, %.0f)\n\n",
-            reports_json_str(j, "carbon.region", "WORLD"), r->grid_g_per_kwh,
-            reports_json_str(j, "carbon.source", "?"), reports_json_num(j, "carbon.year", 0),
-            r->pue, reports_json_str(j, "carbon.source", "?"),
-            reports_json_num(j, "carbon.year", 0));
+            "- carbon: region %s, %.0f g CO2e/kWh, PUE %.2f; CO2e is estimated "
+            "(grid factor %s)\n\n",
+            reports_json_str(j, "carbon.region", "WORLD"), r->grid_g_per_kwh, r->pue, src);
 }
 
 int reports_render_md(struct reports_run *const *runs, int n, FILE *f, struct jb_err *err) {

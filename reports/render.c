@@ -37,6 +37,16 @@ const char *reports_fmt_energy(char *buf, size_t len, double v, bool estimated) 
     return buf;
 }
 
+const char *reports_carbon_source(char *buf, size_t len, const json_t *run) {
+    const char *src = reports_json_str(run, "carbon.source", "unknown source");
+    double year = reports_json_num(run, "carbon.year", 0);
+    char y[16];
+    snprintf(y, sizeof y, "%.0f", year);
+    if (year > 0 && !strstr(src, y)) snprintf(buf, len, "%s, %s", src, y);
+    else snprintf(buf, len, "%s", src);
+    return buf;
+}
+
 int reports_render(struct reports_run *const *runs, int n, enum reports_format fmt, FILE *f,
                    struct jb_err *err) {
     int rc;

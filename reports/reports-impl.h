@@ -87,6 +87,9 @@ double reports_quantile(const double *sorted, int n, double q);
 const char *reports_fmt_energy(char *buf, size_t len, double v, bool estimated);
 /* A run.json string at a dotted path ("machine.cpu_model"), or dflt. */
 const char *reports_json_str(const json_t *root, const char *path, const char *dflt);
+/* "source, year" of the carbon factor in run.json (the year left out when the source already
+ * names it); buf of at least 256 bytes. */
+const char *reports_carbon_source(char *buf, size_t len, const json_t *run);
 /* A run.json number at a dotted path, or dflt. */
 double reports_json_num(const json_t *root, const char *path, double dflt);
 

@@ -189,7 +189,8 @@ Test(report, markdown_csv_and_html_carry_the_hand_computed_figures) {
               "%s", md);
     /* vision 2 of 4 J = 50%. */
     cr_assert(strstr(md, "| base | tiny | synth-chart | vision | 2 | 8 | 50.0 |"), "%s", md);
-    cr_assert(strstr(md, "481 g CO2e/kWh (Ember, 2023)"), "%s", md);
+    cr_assert(strstr(md, "481 g CO2e/kWh, PUE 1.00; CO2e is estimated (grid factor Ember, 2023)"),
+              "%s", md);
     cr_assert_null(strstr(md, "ESTIMATED"));
     free(md);
 
