@@ -559,16 +559,29 @@ Test(powercap, phases_marked_at_known_times_get_their_shares) {
     fake_sync(&f);
     cr_assert_eq(meter_mark(m, NULL, -1, &err), 4);
     cr_assert_eq(meter_n_phases(m), 4); /* readable before stop */
+    /* the trace streams: what is there now, then the rest after stop, without a gap */
+    static struct meter_point pt[256];
+    size_t n1 = meter_trace_read(m, 0, pt, NULL, 256);
+    cr_assert(n1 >= 20, "%zu points after 2 s at 100 ms", n1); /* 5 marks + ~20 ticks */
     fake_sync(&f);
     cr_assert_eq(meter_stop(m, &err), 0, "%s", err.msg);
     fake_stop(&f);
     cr_assert_eq(meter_n_phases(m), 5);
+    size_t n2 = meter_trace_read(m, n1, pt + n1, NULL, 256 - n1);
+    cr_assert(n2 >= 1);
+    for (size_t i = 1; i < n1 + n2; i++) {
+        cr_assert(pt[i].t_s >= pt[i - 1].t_s);
+        cr_assert(pt[i].energy_j >= pt[i - 1].energy_j);
+    }
     double e[3], sum = 0, dur[3], wsum = 0;
     for (int i = 0; i < 3; i++) {
         struct meter_phase p;
         cr_assert_eq(meter_phase_get(m, i + 1, &p, NULL), 0);
         cr_assert_str_eq(p.label, ph[i].label);
         cr_assert_eq(p.sample_id, 7);
+        /* attribution bound: 1 ms RAPL granularity at each end x the phase's power */
+        cr_assert(fabs(p.bound_j - 2 * 1e-3 * ph[i].w) <= 0.05 * 2 * 1e-3 * ph[i].w, "%s: %.5f J",
+                  ph[i].label, p.bound_j);
         e[i] = p.energy_j;
         sum += e[i];
         dur[i] = p.t_end_s - p.t_start_s;
