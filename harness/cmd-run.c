@@ -249,6 +249,7 @@ static int eval(void *user, const struct run_item *it, struct run_answer *a, str
         struct meter_phase ph;
         if (meter_phase_get(e->meter, i, &ph, NULL) != 0 || ph.sample_id != e->cur_id) continue;
         if (a->t_start_s < 0) a->t_start_s = e->t_offset_s + ph.t_start_s;
+        a->energy_bound_j += ph.bound_j;
         for (int p = 0; p < RUN_N_PHASES; p++)
             if (!strcmp(ph.label, phase_label((enum molmo_phase)(MOLMO_PHASE_PREPROCESS + p))))
                 a->energy_j[p] += ph.energy_j;

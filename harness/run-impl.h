@@ -67,6 +67,7 @@ struct run_answer {
     double t_start_s; /* on the power.csv clock */
     double time_s[RUN_N_PHASES], energy_j[RUN_N_PHASES];
     double time_total_s, energy_total_j;
+    double energy_bound_j; /* attribution uncertainty of energy_total_j, +- (energy.md §5) */
 };
 
 /* How the loop reaches the engine, the metric and the meter (cmd-run.c) or a fake (tests). */

@@ -38,6 +38,7 @@ static json_t *sample_json(const struct run_item *it, const struct run_answer *a
     json_object_set_new(o, "energy_j", e);
     json_object_set_new(o, "time_total_s", json_real(a->time_total_s));
     json_object_set_new(o, "energy_total_j", json_real(a->energy_total_j));
+    json_object_set_new(o, "energy_bound_j", json_real(a->energy_bound_j));
     json_object_set_new(o, "energy_source", json_string(energy_source));
     return o;
 }

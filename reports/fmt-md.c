@@ -37,9 +37,18 @@ static void details(const struct reports_run *r, FILE *f) {
                 reports_json_num(m, "n_params", 0), reports_json_str(m, "dtype", "?"),
                 reports_json_num(m, "n_threads", 0));
     }
-    fprintf(f, "- meter: energy %s%s, interval %.0f ms, idle baseline %s%.2f W\n", r->energy_source,
-            r->estimated ? " (**ESTIMATED**)" : "", reports_json_num(j, "meter.interval_ms", 0),
-            r->estimated ? "~" : "", r->idle_power_w);
+    fprintf(f,
+            "- meter: energy %s%s, interval %.0f ms, idle baseline %s%.2f W, sampler overhead "
+            "%.3f%% of the run\n",
+            r->energy_source, r->estimated ? " (**ESTIMATED**)" : "",
+            reports_json_num(j, "meter.interval_ms", 0), r->estimated ? "~" : "", r->idle_power_w,
+            100 * reports_json_num(j, "meter.sampler_overhead_frac", 0));
+    for (int g = 0; g < r->n_g; g++)
+        if (r->g[g].energy_bound_j > 0)
+            fprintf(f,
+                    "- attribution uncertainty %s/%s: ±%.3g J of %.4g J (counter granularity "
+                    "at each phase mark)\n",
+                    r->g[g].model, r->g[g].suite, r->g[g].energy_bound_j, r->g[g].energy_total_j);
     char src[512];
     reports_carbon_source(src, sizeof src, j);
     fprintf(f,

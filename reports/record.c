@@ -7,7 +7,7 @@
  *                  prompt, prediction, references, score (0..1), n_tokens_in, n_tokens_out,
  *                  t_start_s (on the power.csv clock), time_s {preprocess, vision, prefill,
  *                  decode}, energy_j {the same phases}, time_total_s, energy_total_j,
- *                  energy_source.
+ *                  energy_bound_j (+- attribution uncertainty), energy_source.
  *   power.csv      "t_s,domain,watts": seconds since the run started, the meter domain, the mean
  *                  power over the sampler interval ending at t_s. Streamed, flushed every second.
  *   run.json       rewritten atomically (temporary file + fsync + rename) whenever the harness

@@ -20,6 +20,7 @@ struct reports_sample {
     double score;                   /* 0..1 */
     double time_s[N_PHASES], energy_j[N_PHASES];
     double time_total_s, energy_total_j;
+    double energy_bound_j; /* +- attribution uncertainty; 0 when absent */
     double t_start_s; /* on the power.csv clock; NAN when absent */
     long long n_tokens_in, n_tokens_out;
 };
@@ -31,7 +32,7 @@ struct reports_group {
     bool binary; /* every score is 0 or 1 */
     double score_sum, accuracy, ci_lo, ci_hi; /* accuracy and its 95% interval, 0..1 */
     double time_s[N_PHASES], energy_j[N_PHASES];
-    double time_total_s, energy_total_j, energy_above_idle_j;
+    double time_total_s, energy_total_j, energy_above_idle_j, energy_bound_j;
     double j_per_sample, j_per_sample_above_idle, score_per_kj, co2e_g;
 };
 

@@ -120,6 +120,8 @@ static int sample_parse(struct reports_sample *s, const json_t *o, const char *w
     s->energy_total_j = esum;
     if ((rc = num_field(o, "time_total_s", &s->time_total_s, false, where, err))) return rc;
     if ((rc = num_field(o, "energy_total_j", &s->energy_total_j, false, where, err))) return rc;
+    s->energy_bound_j = 0;
+    if ((rc = num_field(o, "energy_bound_j", &s->energy_bound_j, false, where, err))) return rc;
     s->t_start_s = NAN;
     if ((rc = num_field(o, "t_start_s", &s->t_start_s, false, where, err))) return rc;
     s->n_tokens_in = s->n_tokens_out = 0;
@@ -164,6 +166,7 @@ int reports_run_summarize(struct reports_run *r, struct jb_err *err) {
         }
         g->time_total_s += s->time_total_s;
         g->energy_total_j += s->energy_total_j;
+        g->energy_bound_j += s->energy_bound_j;
     }
     for (int j = 0; j < r->n_g; j++) {
         struct reports_group *g = &r->g[j];
@@ -336,6 +339,7 @@ json_t *reports_results_json(const struct reports_run *r) {
         json_object_set_new(o, "time_s", phases_json(g->time_s));
         json_object_set_new(o, "energy_total_j", json_real(g->energy_total_j));
         json_object_set_new(o, "energy_above_idle_j", json_real(g->energy_above_idle_j));
+        json_object_set_new(o, "energy_bound_j", json_real(g->energy_bound_j));
         json_object_set_new(o, "energy_j", phases_json(g->energy_j));
         json_object_set_new(o, "j_per_sample", json_real(g->j_per_sample));
         json_object_set_new(o, "j_per_sample_above_idle", json_real(g->j_per_sample_above_idle));

@@ -54,7 +54,8 @@ static double score_3of4(int i) {
 }
 
 /* Writes DIR with run.json, samples.jsonl and power.csv. Sample i: phases vision/prefill/decode
- * take 0.5/0.25/0.25 s and 2/1/1 J (times energy_scale), so 4 J and 1 s per sample. */
+ * take 0.5/0.25/0.25 s and 2/1/1 J (times energy_scale), so 4 J and 1 s per sample, with an
+ * attribution bound of 0.01 J. */
 static void write_run(const char *dir, const struct fixture *fx) {
     struct jb_err err = {0};
     struct reports_record *w = NULL;
@@ -75,13 +76,14 @@ static void write_run(const char *dir, const struct fixture *fx) {
         snprintf(id, sizeof id, "q%03d", i);
         double k = fx->energy_scale;
         json_t *s = json_pack("{s:s,s:s,s:s,s:s,s:[s],s:f,s:i,s:i,s:f,s:{s:f,s:f,s:f},"
-                              "s:{s:f,s:f,s:f},s:f,s:f,s:s}",
+                              "s:{s:f,s:f,s:f},s:f,s:f,s:f,s:s}",
                               "model", fx->model, "suite", fx->suite, "id", id, "prediction", "42",
                               "references", "42", "score", fx->score(i), "n_tokens_in", 600,
                               "n_tokens_out", 3, "t_start_s", 1.0 * i, "time_s", "vision", 0.5,
                               "prefill", 0.25, "decode", 0.25, "energy_j", "vision", 2.0 * k,
                               "prefill", 1.0 * k, "decode", 1.0 * k, "time_total_s", 1.0,
-                              "energy_total_j", 4.0 * k, "energy_source", fx->energy_source);
+                              "energy_total_j", 4.0 * k, "energy_bound_j", 0.01,
+                              "energy_source", fx->energy_source);
         cr_assert_eq(reports_record_sample(w, s, &err), 0, "%s", err.msg);
         json_decref(s);
         for (int t = 0; t < 10; t++)
@@ -192,11 +194,13 @@ Test(report, markdown_csv_and_html_carry_the_hand_computed_figures) {
     cr_assert(strstr(md, "481 g CO2e/kWh, PUE 1.00; CO2e is estimated (grid factor Ember, 2023)"),
               "%s", md);
     cr_assert_null(strstr(md, "ESTIMATED"));
+    /* 4 samples x 0.01 J attribution bound. */
+    cr_assert(strstr(md, "attribution uncertainty tiny/synth-chart: ±0.04 J of 16 J"), "%s", md);
     free(md);
 
     char *c = slurp(dir, "report.csv");
     cr_assert(strstr(c, "\nbase,tiny,synth-chart,4,0.75,0.300642,0.954413,3,4,16,10,4,2.5,187.5,"
-                        "0.00213778,0,2,1,1,0,8,4,4,measured:powercap,481,1\n"),
+                        "0.00213778,0.04,0,2,1,1,0,8,4,4,measured:powercap,481,1\n"),
               "%s", c);
     free(c);
 
