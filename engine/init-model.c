@@ -26,9 +26,12 @@ static const struct dims dims_tiny = {64, 4, 2, 2, 256, 264, 264, 64, 4, 10, 128
 static const struct dims dims_small = {128, 8, 4, 4, 768, 264, 264, 128, 8, 12, 256};
 
 int molmo_init_size_parse(const char *s, enum molmo_init_size *out) {
-    if (!strcmp(s, "tiny")) *out = MOLMO_INIT_TINY;
-    else if (!strcmp(s, "small")) *out = MOLMO_INIT_SMALL;
-    else return -1;
+    if (!strcmp(s, "tiny"))
+        *out = MOLMO_INIT_TINY;
+    else if (!strcmp(s, "small"))
+        *out = MOLMO_INIT_SMALL;
+    else
+        return -1;
     return 0;
 }
 
@@ -39,8 +42,10 @@ int molmo_safetensors_write(const char *path, int n, const char *const *name, co
                             struct jb_err *err) {
     const uint32_t one = 1;
     if (*(const unsigned char *)&one != 1)
-        return jb_err_set(err, JB_EUNSUPPORTED, "%s: safetensors writing needs a little-endian "
-                          "machine", path);
+        return jb_err_set(err, JB_EUNSUPPORTED,
+                          "%s: safetensors writing needs a little-endian "
+                          "machine",
+                          path);
     int *order = malloc(sizeof(int) * (size_t)(n ? n : 1));
     size_t *bytes = malloc(sizeof(size_t) * (size_t)(n ? n : 1));
     json_t *hdr = json_object();
@@ -247,8 +252,8 @@ static void fill(struct tensor *t, uint64_t seed) {
     const float a = (float)(sd * 1.7320508075688772);
     uint64_t s = seed ^ fnv1a(t->name);
     for (size_t i = 0; i < n; i++) {
-        uint64_t u = splitmix64(&s) >> 40;                     /* 24 bits */
-        float v = (float)u * (1.0f / 8388608.0f) - 1.0f;       /* [-1, 1), exact */
+        uint64_t u = splitmix64(&s) >> 40;               /* 24 bits */
+        float v = (float)u * (1.0f / 8388608.0f) - 1.0f; /* [-1, 1), exact */
         t->data[i] = v * a;
     }
 }
@@ -279,13 +284,12 @@ static int write_json(const char *dir, const char *name, json_t *root, struct jb
 
 /* molmo.md §1.1 with the golden checkpoints' key set. */
 static json_t *config_json(const struct dims *m) {
-    json_t *vb = json_pack("{s:[i,i], s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:f}",
-                           "image_default_input_size", 336, 336, "image_patch_size", 14,
-                           "image_pos_patch_size", 14, "image_emb_dim", m->vD, "image_num_heads",
-                           m->vH, "image_num_key_value_heads", m->vH, "image_num_layers", m->vL,
-                           "image_head_dim", m->vD / m->vH, "image_mlp_dim", m->vF,
-                           "image_mlp_activations", "quick_gelu", "image_num_pos", 577,
-                           "image_norm_eps", 1e-05);
+    json_t *vb = json_pack(
+        "{s:[i,i], s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:f}",
+        "image_default_input_size", 336, 336, "image_patch_size", 14, "image_pos_patch_size", 14,
+        "image_emb_dim", m->vD, "image_num_heads", m->vH, "image_num_key_value_heads", m->vH,
+        "image_num_layers", m->vL, "image_head_dim", m->vD / m->vH, "image_mlp_dim", m->vF,
+        "image_mlp_activations", "quick_gelu", "image_num_pos", 577, "image_norm_eps", 1e-05);
     return json_pack(
         "{s:[s], s:b, s:{s:s, s:s}, s:n, s:i, s:i, s:f, s:i, s:f, s:s, s:i, s:s, s:b, s:i, s:i,"
         " s:i, s:b, s:f, s:b, s:s, s:b, s:b, s:o, s:[i,i], s:i, s:b}",
@@ -295,21 +299,20 @@ static json_t *config_json(const struct dims *m) {
         "intermediate_size", m->I, "layer_norm_eps", 1e-06, "layer_norm_type", "rms",
         "max_position_embeddings", 4096, "model_type", "molmo", "norm_after", 0,
         "num_attention_heads", m->H, "num_hidden_layers", m->L, "num_key_value_heads", m->K,
-        "qkv_bias", 1, "rope_theta", 1000000.0, "tie_word_embeddings", 0, "torch_dtype",
-        "float32", "use_cache", 1, "use_position_ids", 1, "vision_backbone", vb, "vit_layers", -2,
-        -9, "vocab_size", m->V, "weight_tying", 0);
+        "qkv_bias", 1, "rope_theta", 1000000.0, "tie_word_embeddings", 0, "torch_dtype", "float32",
+        "use_cache", 1, "use_position_ids", 1, "vision_backbone", vb, "vit_layers", -2, -9,
+        "vocab_size", m->V, "weight_tying", 0);
 }
 
 /* molmo.md §1.3: identical for all released checkpoints. */
 static json_t *preprocessor_json(void) {
     return json_pack("{s:[i,i], s:b, s:[f,f,f], s:b, s:i, s:s, s:[f,f,f], s:i, s:i, s:i, "
                      "s:[i,i], s:s}",
-                     "base_image_input_size", 336, 336, "do_normalize", 1, "image_mean",
-                     0.48145466, 0.4578275, 0.40821073, "image_padding_mask", 1,
-                     "image_patch_size", 14, "image_processor_type", "MolmoImageProcessor",
-                     "image_std", 0.26862954, 0.26130258, 0.27577711, "image_token_length_h",
-                     12, "image_token_length_w", 12, "max_crops", 12, "overlap_margins", 4, 4,
-                     "processor_class", "MolmoProcessor");
+                     "base_image_input_size", 336, 336, "do_normalize", 1, "image_mean", 0.48145466,
+                     0.4578275, 0.40821073, "image_padding_mask", 1, "image_patch_size", 14,
+                     "image_processor_type", "MolmoImageProcessor", "image_std", 0.26862954,
+                     0.26130258, 0.27577711, "image_token_length_h", 12, "image_token_length_w", 12,
+                     "max_crops", 12, "overlap_margins", 4, 4, "processor_class", "MolmoProcessor");
 }
 
 /* GPT-2's byte alphabet: id i is the i-th symbol, the 188 printable bytes (! .. ~, ¡ .. ¬,
@@ -404,7 +407,7 @@ int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, str
     const char **names = NULL;
     const float **datas = NULL;
     int *ndims = NULL;
-    int64_t (*shapes)[4] = NULL;
+    int64_t(*shapes)[4] = NULL;
     char *path = NULL;
     int rc = mkdir_p(dir, err);
     if (rc) return rc;
@@ -445,8 +448,8 @@ int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, str
             k++;
         }
         sprintf(path, "%s/%s", dir, shard_name[s]);
-        rc = molmo_safetensors_write(path, k, names, ndims, (const int64_t(*)[4])shapes, datas,
-                                     err);
+        rc =
+            molmo_safetensors_write(path, k, names, ndims, (const int64_t(*)[4])shapes, datas, err);
     }
     if (rc) {
         json_decref(wmap);

@@ -54,7 +54,8 @@ static int run(int argc, char **argv) {
     } else if (access(path, R_OK) != 0) {
         return harness_fail("%s: no such history file", path);
     }
-    if (reports_history_print(path, model, suite, stdout, &err) < 0) return harness_fail("%s", err.msg);
+    if (reports_history_print(path, model, suite, stdout, &err) < 0)
+        return harness_fail("%s", err.msg);
     return 0;
 }
 

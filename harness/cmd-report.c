@@ -48,7 +48,8 @@ static int run(int argc, char **argv) {
     struct reports_run **runs = calloc((size_t)n, sizeof *runs);
     if (!runs) return harness_fail("out of memory");
     for (int i = 0; i < n && !status; i++)
-        if (reports_run_load(&runs[i], argv[optind + i], &err) < 0) status = harness_fail("%s", err.msg);
+        if (reports_run_load(&runs[i], argv[optind + i], &err) < 0)
+            status = harness_fail("%s", err.msg);
     char *written[3] = {NULL, NULL, NULL};
     if (!status && reports_write(runs, n, mask, out ? out : argv[optind], written, &err) < 0)
         status = harness_fail("%s", err.msg);

@@ -34,39 +34,40 @@
 /* The embedded default: the three synthetic suites, this many samples each, so that
  * ./scripts/quickstart stays well inside its 10 minutes on 2 cores. */
 #define DEFAULT_SUITES "synth-chart,synth-doc,synth-count"
-#define DEFAULT_LIMIT 20
+#define DEFAULT_LIMIT 10
 
 static void usage(void) {
-    printf("usage: joulebench run [--model DIR]... [--suite NAME[,NAME...]] [--data [NAME=]DIR]...\n"
-           "                      [--limit N] [--out DIR] [--resume] [--meter NAME]\n"
-           "                      [--region CODE] [--threads N] [--max-tokens N] [--idle-s S]\n"
-           "                      [--history FILE.sqlite] [--format md,html,csv]\n"
-           "\n"
-           "Evaluates each model on each suite under the energy meter and writes DIR/run.json,\n"
-           "DIR/samples.jsonl (one line per sample, fsynced), DIR/power.csv and the reports.\n"
-           "Several --model options run one after the other under the same meter and idle\n"
-           "baseline. With no --model and no --data: the embedded default, a tiny checkpoint\n"
-           "written by 'joulebench init-model' into DIR/model-tiny and the synthetic suites\n"
-           "(" DEFAULT_SUITES ") written into DIR/data, %d samples each.\n"
-           "\n"
-           "  --model DIR        a Molmo checkpoint directory (repeatable)\n"
-           "  --suite LIST       suites, comma separated ('joulebench suites' lists them)\n"
-           "  --data [NAME=]DIR  dataset directory: DIR/<suite> when it exists, else DIR;\n"
-           "                     NAME=DIR for one suite (repeatable)\n"
-           "  --limit N          at most N samples per suite (default: all; %d embedded)\n"
-           "  --out DIR          the run directory (default results/run-YYYYMMDD-HHMMSS)\n"
-           "  --resume           continue DIR: recorded samples are not recomputed\n"
-           "  --meter NAME       auto (default), powercap, perf, papi, nvml or estimate\n"
-           "  --region CODE      grid carbon intensity of this region (default WORLD)\n"
-           "  --threads N        OpenBLAS threads (default: all cores)\n"
-           "  --max-tokens N     cap on generated tokens per sample (default: the suite's)\n"
-           "  --idle-s S         idle baseline before the run, seconds (default 5; 0 = none)\n"
-           "  --history FILE     append the run's summary to this SQLite history\n"
-           "  --format LIST      reports to write (default md,html,csv)\n"
-           "  -h, --help         this text\n"
-           "\n"
-           "exit status: 0 done, 2 error (bad input is reported before any work starts)\n",
-           DEFAULT_LIMIT, DEFAULT_LIMIT);
+    printf(
+        "usage: joulebench run [--model DIR]... [--suite NAME[,NAME...]] [--data [NAME=]DIR]...\n"
+        "                      [--limit N] [--out DIR] [--resume] [--meter NAME]\n"
+        "                      [--region CODE] [--threads N] [--max-tokens N] [--idle-s S]\n"
+        "                      [--history FILE.sqlite] [--format md,html,csv]\n"
+        "\n"
+        "Evaluates each model on each suite under the energy meter and writes DIR/run.json,\n"
+        "DIR/samples.jsonl (one line per sample, fsynced), DIR/power.csv and the reports.\n"
+        "Several --model options run one after the other under the same meter and idle\n"
+        "baseline. With no --model and no --data: the embedded default, a tiny checkpoint\n"
+        "written by 'joulebench init-model' into DIR/model-tiny and the synthetic suites\n"
+        "(" DEFAULT_SUITES ") written into DIR/data, %d samples each.\n"
+        "\n"
+        "  --model DIR        a Molmo checkpoint directory (repeatable)\n"
+        "  --suite LIST       suites, comma separated ('joulebench suites' lists them)\n"
+        "  --data [NAME=]DIR  dataset directory: DIR/<suite> when it exists, else DIR;\n"
+        "                     NAME=DIR for one suite (repeatable)\n"
+        "  --limit N          at most N samples per suite (default: all; %d embedded)\n"
+        "  --out DIR          the run directory (default results/run-YYYYMMDD-HHMMSS)\n"
+        "  --resume           continue DIR: recorded samples are not recomputed\n"
+        "  --meter NAME       auto (default), powercap, perf, papi, nvml or estimate\n"
+        "  --region CODE      grid carbon intensity of this region (default WORLD)\n"
+        "  --threads N        OpenBLAS threads (default: all cores)\n"
+        "  --max-tokens N     cap on generated tokens per sample (default: the suite's)\n"
+        "  --idle-s S         idle baseline before the run, seconds (default 5; 0 = none)\n"
+        "  --history FILE     append the run's summary to this SQLite history\n"
+        "  --format LIST      reports to write (default md,html,csv)\n"
+        "  -h, --help         this text\n"
+        "\n"
+        "exit status: 0 done, 2 error (bad input is reported before any work starts)\n",
+        DEFAULT_LIMIT, DEFAULT_LIMIT);
 }
 
 struct opts {
@@ -90,7 +91,8 @@ static int parse_long(const char *opt, const char *s, long lo, long hi, long *ou
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || *end || end == s || v < lo || v > hi)
-        return harness_usage_error("run", "%s needs an integer in %ld..%ld, not '%s'", opt, lo, hi, s);
+        return harness_usage_error("run", "%s needs an integer in %ld..%ld, not '%s'", opt, lo, hi,
+                                   s);
     *out = v;
     return 0;
 }
@@ -196,8 +198,10 @@ static void on_phase(void *user, enum molmo_phase phase, bool begin, int step) {
     struct env *e = user;
     const char *label = phase_label(phase);
     if (!label || e->mark_err.code) return;
-    if (begin) meter_mark(e->meter, label, e->cur_id, &e->mark_err);
-    else if (phase == MOLMO_PHASE_DECODE) meter_mark(e->meter, "", -1, &e->mark_err);
+    if (begin)
+        meter_mark(e->meter, label, e->cur_id, &e->mark_err);
+    else if (phase == MOLMO_PHASE_DECODE)
+        meter_mark(e->meter, "", -1, &e->mark_err);
 }
 
 static int eval(void *user, const struct run_item *it, struct run_answer *a, struct jb_err *err) {
@@ -245,6 +249,7 @@ static int eval(void *user, const struct run_item *it, struct run_answer *a, str
         struct meter_phase ph;
         if (meter_phase_get(e->meter, i, &ph, NULL) != 0 || ph.sample_id != e->cur_id) continue;
         if (a->t_start_s < 0) a->t_start_s = e->t_offset_s + ph.t_start_s;
+        a->energy_bound_j += ph.bound_j;
         for (int p = 0; p < RUN_N_PHASES; p++)
             if (!strcmp(ph.label, phase_label((enum molmo_phase)(MOLMO_PHASE_PREPROCESS + p))))
                 a->energy_j[p] += ph.energy_j;
@@ -256,7 +261,8 @@ out:
     return rc;
 }
 
-/* power.csv gets, per trace point, the counted total and each domain. */
+/* power.csv gets, per trace point, each domain and, when there are several, the counted total
+ * ("total": the domains energy.md §2 sums, without double counting). */
 static int drain_power(void *user, struct reports_record *w, struct jb_err *err) {
     struct env *e = user;
     enum { CHUNK = 256 };
@@ -269,7 +275,7 @@ static int drain_power(void *user, struct reports_record *w, struct jb_err *err)
     while (!rc && (got = meter_trace_read(e->meter, e->trace_from, pts, dw, CHUNK)) > 0) {
         for (size_t i = 0; i < got && !rc; i++) {
             double t = e->t_offset_s + pts[i].t_s;
-            rc = reports_record_power(w, t, "total", pts[i].power_w, err);
+            if (nd != 1) rc = reports_record_power(w, t, "total", pts[i].power_w, err);
             for (int d = 0; d < nd && !rc; d++)
                 rc = reports_record_power(w, t, meter_domain_get(e->meter, d)->name,
                                           dw[i * (size_t)nd + (size_t)d], err);
@@ -286,10 +292,10 @@ static json_t *meter_json(const struct env *e, const struct opts *o) {
     json_t *domains = json_array();
     for (int d = 0; d < meter_n_domains(e->meter); d++) {
         const struct meter_domain *md = meter_domain_get(e->meter, d);
-        json_array_append_new(domains, json_pack("{s:s, s:s, s:b, s:s}", "name", md->name, "kind",
-                                                 meter_domain_kind_name(md->kind), "in_total",
-                                                 md->in_total, "source",
-                                                 meter_source_name(md->source)));
+        json_array_append_new(domains,
+                              json_pack("{s:s, s:s, s:b, s:s}", "name", md->name, "kind",
+                                        meter_domain_kind_name(md->kind), "in_total", md->in_total,
+                                        "source", meter_source_name(md->source)));
     }
     struct meter_result mr;
     double idle_w = 0, overhead = 0;
@@ -321,17 +327,53 @@ static json_t *suites_json(const struct env *e) {
     return a;
 }
 
+/* The model block of run.json: what identifies the checkpoint (digest of config.json), its
+ * size, stored dtype (config torch_dtype) and parameter count (the safetensors index's
+ * total_size over the dtype's size; absent for a PyTorch .bin checkpoint). */
+static json_t *model_json(const char *name, const char *dir, const struct molmo_model *m,
+                          int threads) {
+    char path[PATH_MAX + 64], hex[65] = "";
+    struct jb_err err = {0};
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (evals_sha256_file(path, hex, &err) < 0) hex[0] = 0;
+    const char *dtype = "unknown";
+    json_t *cfg = json_load_file(path, 0, NULL);
+    if (json_is_string(json_object_get(cfg, "torch_dtype")))
+        dtype = json_string_value(json_object_get(cfg, "torch_dtype"));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i}", "name", name, "path", dir,
+                          "config_sha256", hex, "dtype", dtype, "file_bytes",
+                          (json_int_t)molmo_model_file_bytes(m), "n_threads", threads);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    json_t *idx = json_load_file(path, 0, NULL);
+    json_t *ts = json_object_get(json_object_get(idx, "metadata"), "total_size");
+    int size = !strcmp(dtype, "float32")                                 ? 4
+               : !strcmp(dtype, "bfloat16") || !strcmp(dtype, "float16") ? 2
+                                                                         : 0;
+    if (json_is_integer(ts) && size)
+        json_object_set_new(o, "n_params", json_integer(json_integer_value(ts) / size));
+    json_decref(idx);
+    json_decref(cfg);
+    return o;
+}
+
 /* ---- the command ---- */
 
 static int run(int argc, char **argv) {
     static const struct option lopts[] = {
-        {"model", required_argument, NULL, 'm'},   {"suite", required_argument, NULL, 's'},
-        {"data", required_argument, NULL, 'd'},    {"limit", required_argument, NULL, 'l'},
-        {"out", required_argument, NULL, 'o'},     {"resume", no_argument, NULL, 'r'},
-        {"meter", required_argument, NULL, 'M'},   {"region", required_argument, NULL, 'R'},
-        {"threads", required_argument, NULL, 't'}, {"max-tokens", required_argument, NULL, 'x'},
-        {"idle-s", required_argument, NULL, 'i'},  {"history", required_argument, NULL, 'H'},
-        {"format", required_argument, NULL, 'f'},  {"help", no_argument, NULL, 'h'},
+        {"model", required_argument, NULL, 'm'},
+        {"suite", required_argument, NULL, 's'},
+        {"data", required_argument, NULL, 'd'},
+        {"limit", required_argument, NULL, 'l'},
+        {"out", required_argument, NULL, 'o'},
+        {"resume", no_argument, NULL, 'r'},
+        {"meter", required_argument, NULL, 'M'},
+        {"region", required_argument, NULL, 'R'},
+        {"threads", required_argument, NULL, 't'},
+        {"max-tokens", required_argument, NULL, 'x'},
+        {"idle-s", required_argument, NULL, 'i'},
+        {"history", required_argument, NULL, 'H'},
+        {"format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     struct opts o = {.idle_s = 5, .formats = "md,html,csv"};
@@ -384,11 +426,11 @@ static int run(int argc, char **argv) {
         }
     }
     if (optind < argc) return harness_usage_error("run", "unexpected argument '%s'", argv[optind]);
-    bool embedded = o.n_models == 0 && o.n_data == 0;
-    if (o.n_models == 0 && !embedded)
+    bool embedded = o.n_models == 0;
+    if (embedded && o.n_data > 0)
         return harness_usage_error("run", "--data needs at least one --model");
     if (!suite_arg) {
-        if (!embedded) return harness_usage_error("run", "--suite is required with --model");
+        if (o.n_data > 0) return harness_usage_error("run", "--suite is required with --data");
         suite_arg = DEFAULT_SUITES;
     }
     if (embedded && !o.limit) o.limit = DEFAULT_LIMIT;
@@ -425,13 +467,30 @@ static int run(int argc, char **argv) {
         free(sdup);
         return harness_usage_error("run", "--suite names no suite");
     }
+    /* A real benchmark needs its dataset; a synthetic one without --data is written into the
+     * run directory. */
+    bool need_synth = false;
+    for (int s = 0; s < o.n_suites; s++) {
+        char tmp[PATH_MAX];
+        if (data_dir_for(&o, o.suites[s], tmp, sizeof tmp)) continue;
+        if (evals_suite_is_synthetic(evals_suite_find(o.suites[s]))) {
+            need_synth = true;
+            continue;
+        }
+        int rc = harness_fail("--suite %s: needs --data DIR (the files it holds: 'joulebench "
+                              "suites')",
+                              o.suites[s]);
+        free(sdup);
+        return rc;
+    }
     int status = check_out(o.out);
     struct env e = {.max_tokens = o.max_tokens};
     struct reports_record *w = NULL;
     json_t *runj = NULL, *models = json_array();
     struct run_item *items = NULL;
-    char path[PATH_MAX], buf[PATH_MAX];
+    char path[PATH_MAX + 64], buf[PATH_MAX];
     static char embedded_model[PATH_MAX], embedded_data[PATH_MAX];
+    static char synth_dirs[MAX_SUITES][PATH_MAX + 64];
     struct harness_progress *prog = NULL;
     if (status) goto out;
     /* Without --resume a run directory that already has samples is refused here. */
@@ -440,7 +499,8 @@ static int run(int argc, char **argv) {
         goto out;
     }
 
-    /* The embedded default: the checkpoint and the suites, written into the run directory. */
+    /* The embedded default: the checkpoint and the synthetic suites, written into the run
+     * directory (kept there, so --resume finds them). */
     if (embedded) {
         snprintf(embedded_model, sizeof embedded_model, "%s/model-tiny", o.out);
         snprintf(path, sizeof path, "%s/config.json", embedded_model);
@@ -450,6 +510,8 @@ static int run(int argc, char **argv) {
             goto out;
         }
         o.models[o.n_models++] = embedded_model;
+    }
+    if (need_synth) {
         snprintf(embedded_data, sizeof embedded_data, "%s/data", o.out);
         struct evals_synth_opts so = {.seed = 0, .n = (int)o.limit};
         struct evals_synth_result sr;
@@ -458,7 +520,12 @@ static int run(int argc, char **argv) {
             status = harness_fail("%s", err.msg);
             goto out;
         }
-        o.data[o.n_data++] = embedded_data;
+        for (int s = 0; s < o.n_suites && o.n_data < MAX_DATA; s++) {
+            if (!evals_suite_is_synthetic(evals_suite_find(o.suites[s]))) continue;
+            snprintf(synth_dirs[s], sizeof synth_dirs[s], "%s=%s/%s", o.suites[s], embedded_data,
+                     evals_suite_name(evals_suite_find(o.suites[s])));
+            o.data[o.n_data++] = synth_dirs[s];
+        }
     }
 
     /* Every suite's records are read and checked now, so a bad dataset stops the run here. */
@@ -491,9 +558,11 @@ static int run(int argc, char **argv) {
         status = harness_fail("--region: %s", err.msg);
         goto out;
     }
+    /* energy.md §5 labels: measured:<backend>, or estimated:tdp-util for the estimate. */
+    const char *bk = meter_backend_name(e.meter);
     snprintf(e.energy_source, sizeof e.energy_source, "%s:%s",
              meter_source(e.meter) == METER_SOURCE_MEASURED ? "measured" : "estimated",
-             meter_backend_name(e.meter));
+             !strcmp(bk, "estimate") ? "tdp-util" : bk);
     if (meter_source(e.meter) != METER_SOURCE_MEASURED)
         fprintf(stderr, "joulebench run: ESTIMATED energy: this machine has no readable energy "
                         "counters (see 'joulebench meters'); figures are marked '~'\n");
@@ -526,6 +595,7 @@ static int run(int argc, char **argv) {
         goto out;
     }
     prog = harness_progress_new((int)n_items * o.n_models, isatty(2), stderr);
+    int done_before = 0;
     for (int mi = 0; mi < o.n_models && !status; mi++) {
         const char *name = model_name(o.models[mi]);
         struct molmo_load_opts lo = {.n_threads = o.threads};
@@ -534,10 +604,7 @@ static int run(int argc, char **argv) {
             status = harness_fail("%s", err.msg);
             break;
         }
-        json_array_append_new(models, json_pack("{s:s, s:s, s:I, s:i}", "name", name, "path",
-                                                o.models[mi], "file_bytes",
-                                                (json_int_t)molmo_model_file_bytes(e.model),
-                                                "n_threads", o.threads));
+        json_array_append_new(models, model_json(name, o.models[mi], e.model, o.threads));
         size_t k = 0;
         for (int s = 0; s < e.n_suites; s++) {
             evals_loader_rewind(e.loaders[s]);
@@ -567,10 +634,11 @@ static int run(int argc, char **argv) {
             items[i].n_refs = nr;
         }
         struct run_ops ops = {&e, eval, drain_power, e.energy_source};
-        struct run_loop_opts lopt = {.summary_every = 10};
+        struct run_loop_opts lopt = {.summary_every = 10, .progress_base = done_before};
         int done = 0;
         if (harness_run_loop(w, runj, items, (int)k, &ops, &lopt, prog, &done, &err) < 0)
             status = harness_fail("%s", err.msg);
+        done_before += done;
         free(refs);
         molmo_model_free(e.model);
         e.model = NULL;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 const struct harness_cmd *const harness_cmds[] = {
+    &cmd_run,
     &cmd_generate,
     &cmd_meters,
     &cmd_measure,

@@ -36,6 +36,7 @@ extern const struct harness_cmd cmd_init_model;
 extern const struct harness_cmd cmd_measure;
 extern const struct harness_cmd cmd_meters;
 extern const struct harness_cmd cmd_report;
+extern const struct harness_cmd cmd_run;
 extern const struct harness_cmd cmd_score;
 extern const struct harness_cmd cmd_suites;
 extern const struct harness_cmd cmd_synth;

@@ -9,6 +9,7 @@ harness_libharness_a_SOURCES = \
 	harness/cmd-measure.c \
 	harness/cmd-meters.c \
 	harness/cmd-report.c \
+	harness/cmd-run.c \
 	harness/cmd-score.c \
 	harness/cmd-suites.c \
 	harness/cmd-synth.c \

@@ -58,7 +58,8 @@ json_t *harness_machine_json(void) {
     cpu_model(cpu, sizeof cpu);
     gpu_model(gpu, sizeof gpu);
     struct utsname u;
-    if (uname(&u) == 0) snprintf(kernel, sizeof kernel, "%s %s %s", u.sysname, u.release, u.machine);
+    if (uname(&u) == 0)
+        snprintf(kernel, sizeof kernel, "%s %s %s", u.sysname, u.release, u.machine);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     json_int_t mem = pages > 0 && page > 0 ? (json_int_t)pages * page : 0;

@@ -67,6 +67,7 @@ struct run_answer {
     double t_start_s; /* on the power.csv clock */
     double time_s[RUN_N_PHASES], energy_j[RUN_N_PHASES];
     double time_total_s, energy_total_j;
+    double energy_bound_j; /* attribution uncertainty of energy_total_j, +- (energy.md §5) */
 };
 
 /* How the loop reaches the engine, the metric and the meter (cmd-run.c) or a fake (tests). */
@@ -81,6 +82,7 @@ struct run_ops {
 
 struct run_loop_opts {
     int summary_every; /* rewrite run.json every N samples (0 = 10) */
+    int progress_base; /* samples done before this call (earlier models), for the progress */
 };
 
 /* Evaluates items[0..n-1] in order, skipping those already in w (--resume): each finished

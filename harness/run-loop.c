@@ -10,8 +10,7 @@
 
 #include <stdlib.h>
 
-static const char *const phase_names[RUN_N_PHASES] = {"preprocess", "vision", "prefill",
-                                                      "decode"};
+static const char *const phase_names[RUN_N_PHASES] = {"preprocess", "vision", "prefill", "decode"};
 
 /* The samples.jsonl record (reports/record.c lists the keys). */
 static json_t *sample_json(const struct run_item *it, const struct run_answer *a,
@@ -39,6 +38,7 @@ static json_t *sample_json(const struct run_item *it, const struct run_answer *a
     json_object_set_new(o, "energy_j", e);
     json_object_set_new(o, "time_total_s", json_real(a->time_total_s));
     json_object_set_new(o, "energy_total_j", json_real(a->energy_total_j));
+    json_object_set_new(o, "energy_bound_j", json_real(a->energy_bound_j));
     json_object_set_new(o, "energy_source", json_string(energy_source));
     return o;
 }
@@ -47,6 +47,7 @@ int harness_run_loop(struct reports_record *w, const json_t *run, const struct r
                      int n, const struct run_ops *ops, const struct run_loop_opts *o,
                      struct harness_progress *p, int *done, struct jb_err *err) {
     int every = o && o->summary_every > 0 ? o->summary_every : 10;
+    int base = o ? o->progress_base : 0;
     int rc = 0, since = 0, n_new = 0;
     double score_sum = 0, energy_sum = 0;
     bool estimated = ops->energy_source && ops->energy_source[0] != 'm';
@@ -77,12 +78,14 @@ int harness_run_loop(struct reports_record *w, const json_t *run, const struct r
             if ((rc = reports_record_flush(w, err)) || (rc = reports_record_summary(w, run, err)))
                 break;
         }
-        harness_progress_update(p, *done, score_sum / n_new, energy_sum / n_new, estimated, false);
+        harness_progress_update(p, base + *done, score_sum / n_new, energy_sum / n_new, estimated,
+                                false);
     }
     if (!rc && ops->drain_power) rc = ops->drain_power(ops->user, w, err);
     if (!rc) rc = reports_record_flush(w, err);
     if (!rc) rc = reports_record_summary(w, run, err);
     if (!rc && n_new)
-        harness_progress_update(p, *done, score_sum / n_new, energy_sum / n_new, estimated, true);
+        harness_progress_update(p, base + *done, score_sum / n_new, energy_sum / n_new, estimated,
+                                true);
     return rc;
 }

@@ -167,8 +167,8 @@ int reports_compare(const struct reports_run *base, const struct reports_run *nw
     qsort(dr, (size_t)B, sizeof *dr, cmp_double);
     double d_lo = reports_quantile(d, B, 0.025), d_hi = reports_quantile(d, B, 0.975);
     double r_lo = reports_quantile(dr, B, 0.025), r_hi = reports_quantile(dr, B, 0.975);
-    double p_acc = binary ? reports_mcnemar_p(b, c)
-                          : fmin(1.0, 2.0 * fmin((double)le0, (double)ge0) / B);
+    double p_acc =
+        binary ? reports_mcnemar_p(b, c) : fmin(1.0, 2.0 * fmin((double)le0, (double)ge0) / B);
 
     bool acc_reg = diff_pts < -o->max_accuracy_drop_pts && p_acc < 0.05;
     bool estimated = base->estimated || nw->estimated;
@@ -184,8 +184,8 @@ int reports_compare(const struct reports_run *base, const struct reports_run *nw
     } else {
         /* A rise larger than the tolerance, and an interval that excludes no change. */
         energy_reg = isfinite(ratio) && ratio - 1 > o->max_energy_rise_pct / 100 && r_lo > 1;
-        snprintf(etext, sizeof etext, "%s (tolerance +%.3g%%)",
-                 energy_reg ? "REGRESSION" : "pass", o->max_energy_rise_pct);
+        snprintf(etext, sizeof etext, "%s (tolerance +%.3g%%)", energy_reg ? "REGRESSION" : "pass",
+                 o->max_energy_rise_pct);
         energy_text = etext;
     }
     *verdict = acc_reg || energy_reg ? REPORTS_REGRESSION : REPORTS_PASS;
@@ -198,25 +198,28 @@ int reports_compare(const struct reports_run *base, const struct reports_run *nw
             fprintf(md, "> **ESTIMATED** energy in %s%s%s: not measured, marked `~`.\n\n",
                     base->estimated ? "base" : "", base->estimated && nw->estimated ? " and " : "",
                     nw->estimated ? "new" : "");
-        fprintf(md, "Base `%s` (commit %s) vs new `%s` (commit %s): %d paired samples",
-                base->label, reports_json_str(base->run, "tool.commit", "?"), nw->label,
+        fprintf(md, "Base `%s` (commit %s) vs new `%s` (commit %s): %d paired samples", base->label,
+                reports_json_str(base->run, "tool.commit", "?"), nw->label,
                 reports_json_str(nw->run, "tool.commit", "?"), np);
         if (unpaired) fprintf(md, ", %d without a partner (left out)", unpaired);
         fprintf(md, "; suites: %s.\n\n", sb);
         fprintf(md, "| metric | base | new | change (95%% CI) | test | verdict |\n");
         fprintf(md, "|---|---:|---:|---:|---|---|\n");
         if (binary)
-            fprintf(md, "| accuracy %% | %.2f | %.2f | %+.2f pts (%+.2f, %+.2f) | exact McNemar: "
-                        "%d right→wrong, %d wrong→right, p = %.3g | %s (tolerance −%.3g pts) |\n",
+            fprintf(md,
+                    "| accuracy %% | %.2f | %.2f | %+.2f pts (%+.2f, %+.2f) | exact McNemar: "
+                    "%d right→wrong, %d wrong→right, p = %.3g | %s (tolerance −%.3g pts) |\n",
                     100 * mb / np, 100 * mn / np, diff_pts, d_lo, d_hi, b, c, p_acc,
                     acc_reg ? "REGRESSION" : "pass", o->max_accuracy_drop_pts);
         else
-            fprintf(md, "| accuracy %% | %.2f | %.2f | %+.2f pts (%+.2f, %+.2f) | paired bootstrap, "
-                        "%d resamples, seed %llu: p = %.3g | %s (tolerance −%.3g pts) |\n",
+            fprintf(md,
+                    "| accuracy %% | %.2f | %.2f | %+.2f pts (%+.2f, %+.2f) | paired bootstrap, "
+                    "%d resamples, seed %llu: p = %.3g | %s (tolerance −%.3g pts) |\n",
                     100 * mb / np, 100 * mn / np, diff_pts, d_lo, d_hi, B, o->seed, p_acc,
                     acc_reg ? "REGRESSION" : "pass", o->max_accuracy_drop_pts);
-        fprintf(md, "| J/sample | %c%.4g | %c%.4g | %+.2f%% (%+.2f%%, %+.2f%%) | bootstrap of the "
-                    "ratio, %d resamples, seed %llu | %s |\n",
+        fprintf(md,
+                "| J/sample | %c%.4g | %c%.4g | %+.2f%% (%+.2f%%, %+.2f%%) | bootstrap of the "
+                "ratio, %d resamples, seed %llu | %s |\n",
                 mark_b, eb / np, mark_n, en / np, 100 * (ratio - 1), 100 * (r_lo - 1),
                 100 * (r_hi - 1), B, o->seed, energy_text);
         fprintf(md, "\n<details><summary>per suite</summary>\n\n"

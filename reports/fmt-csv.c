@@ -22,7 +22,7 @@ int reports_render_csv(struct reports_run *const *runs, int n, FILE *f, struct j
     (void)err;
     fputs("run,model,suite,n_samples,accuracy,accuracy_ci95_lo,accuracy_ci95_hi,score_sum,"
           "time_total_s,energy_total_j,energy_above_idle_j,j_per_sample,j_per_sample_above_idle,"
-          "score_per_kj,co2e_g",
+          "score_per_kj,co2e_g,energy_bound_j",
           f);
     for (int p = 0; p < N_PHASES; p++) fprintf(f, ",time_%s_s", reports_phase_names[p]);
     for (int p = 0; p < N_PHASES; p++) fprintf(f, ",energy_%s_j", reports_phase_names[p]);
@@ -36,10 +36,10 @@ int reports_render_csv(struct reports_run *const *runs, int n, FILE *f, struct j
             reports_csv_field(f, g->model);
             fputc(',', f);
             reports_csv_field(f, g->suite);
-            fprintf(f, ",%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", g->n,
+            fprintf(f, ",%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", g->n,
                     g->accuracy, g->ci_lo, g->ci_hi, g->score_sum, g->time_total_s,
                     g->energy_total_j, g->energy_above_idle_j, g->j_per_sample,
-                    g->j_per_sample_above_idle, g->score_per_kj, g->co2e_g);
+                    g->j_per_sample_above_idle, g->score_per_kj, g->co2e_g, g->energy_bound_j);
             for (int p = 0; p < N_PHASES; p++) fprintf(f, ",%.6g", g->time_s[p]);
             for (int p = 0; p < N_PHASES; p++) fprintf(f, ",%.6g", g->energy_j[p]);
             fputc(',', f);

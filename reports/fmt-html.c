@@ -46,23 +46,27 @@ static double fy(const struct frame *p, double y) {
 }
 
 static void axes(FILE *f, const struct frame *p, const char *xlabel, const char *ylabel) {
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
-               "stroke=\"#444\"/>\n",
+    fprintf(f,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+            "stroke=\"#444\"/>\n",
             p->l, p->t, p->W - p->l - p->r, p->H - p->t - p->b);
     double sx = tick_step(p->x1 - p->x0, 6), sy = tick_step(p->y1 - p->y0, 5);
     for (double x = ceil(p->x0 / sx) * sx; x <= p->x1 + 1e-9 * sx; x += sx)
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ccc\"/>"
-                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ccc\"/>"
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
                 fx(p, x), p->t, fx(p, x), p->H - p->b, fx(p, x), p->H - p->b + 14, x);
     for (double y = ceil(p->y0 / sy) * sy; y <= p->y1 + 1e-9 * sy; y += sy)
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ccc\"/>"
-                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ccc\"/>"
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
                 p->l, fy(p, y), p->W - p->r, fy(p, y), p->l - 4, fy(p, y) + 4, y);
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", (p->l + p->W - p->r) / 2,
             p->H - 6);
     esc(f, xlabel);
-    fprintf(f, "</text><text transform=\"translate(14,%.1f) rotate(-90)\" "
-               "text-anchor=\"middle\">",
+    fprintf(f,
+            "</text><text transform=\"translate(14,%.1f) rotate(-90)\" "
+            "text-anchor=\"middle\">",
             (p->t + p->H - p->b) / 2);
     esc(f, ylabel);
     fputs("</text>\n", f);
@@ -73,6 +77,11 @@ struct point {
     const char *label, *suite;
     int colour;
 };
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static int by_x(const void *a, const void *b) {
     const struct point *p = a, *q = b;
@@ -85,7 +94,7 @@ static void plot_pareto(struct reports_run *const *runs, int n, FILE *f) {
     int np = 0;
     for (int i = 0; i < n; i++) np += runs[i]->n_g;
     struct point *pt = calloc(np ? (size_t)np : 1, sizeof *pt);
-    char (*labels)[256] = calloc(np ? (size_t)np : 1, sizeof *labels);
+    char(*labels)[256] = calloc(np ? (size_t)np : 1, sizeof *labels);
     if (!pt || !labels) goto out;
     const char *suites[8];
     int ns = 0, k = 0;
@@ -104,8 +113,9 @@ static void plot_pareto(struct reports_run *const *runs, int n, FILE *f) {
         }
     qsort(pt, (size_t)np, sizeof *pt, by_x);
     struct frame p = {640, 380, 60, 20, 20, 46, 0, xmax > 0 ? xmax * 1.15 : 1, 0, 100};
-    fprintf(f, "<figure><svg id=\"plot-pareto\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" "
-               "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n",
+    fprintf(f,
+            "<figure><svg id=\"plot-pareto\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n",
             p.W, p.H, p.W, p.H);
     axes(f, &p, "energy per sample (J)", "accuracy (%)");
     for (int c = 0; c < ns; c++) {
@@ -119,8 +129,9 @@ static void plot_pareto(struct reports_run *const *runs, int n, FILE *f) {
                 fprintf(f, "%.1f,%.1f ", fx(&p, pt[i].x), fy(&p, pt[i].y));
             }
         fputs("\"/>\n", f);
-        fprintf(f, "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"5\" fill=\"%s\"/><text x=\"%.0f\" "
-                   "y=\"%.0f\">",
+        fprintf(f,
+                "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"5\" fill=\"%s\"/><text x=\"%.0f\" "
+                "y=\"%.0f\">",
                 p.l + 12, p.t + 14 + 16.0 * c, palette[c % 8], p.l + 22, p.t + 18 + 16.0 * c);
         esc(f, suites[c]);
         fputs("</text>\n", f);
@@ -131,8 +142,9 @@ static void plot_pareto(struct reports_run *const *runs, int n, FILE *f) {
         esc(f, pt[i].label);
         fprintf(f, " on ");
         esc(f, pt[i].suite);
-        fprintf(f, ": %.1f%%, %.4g J/sample</title></circle><text x=\"%.1f\" y=\"%.1f\" "
-                   "font-size=\"11\">",
+        fprintf(f,
+                ": %.1f%%, %.4g J/sample</title></circle><text x=\"%.1f\" y=\"%.1f\" "
+                "font-size=\"11\">",
                 pt[i].y, pt[i].x, fx(&p, pt[i].x) + 7, fy(&p, pt[i].y) - 6);
         esc(f, pt[i].label);
         fputs("</text>\n", f);
@@ -155,16 +167,26 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
         fprintf(f, "</code> has no power trace (power.csv is empty or absent).</p>\n");
         return;
     }
+    /* The power axis ends at the 99.5th percentile: a point over a few milliseconds between two
+     * marks can read ten times the sustained power and would flatten the rest; it is clipped. */
     double t0 = INFINITY, t1 = -INFINITY, wmax = 0;
+    double *w = malloc(r->n_power * sizeof *w);
     for (size_t i = 0; i < r->n_power; i++) {
         t0 = fmin(t0, r->power[i].t_s);
         t1 = fmax(t1, r->power[i].t_s);
-        wmax = fmax(wmax, r->power[i].watts);
+        if (w) w[i] = r->power[i].watts;
+        else wmax = fmax(wmax, r->power[i].watts);
+    }
+    if (w) {
+        qsort(w, r->n_power, sizeof *w, cmp_double);
+        wmax = reports_quantile(w, (int)r->n_power, 0.995);
+        free(w);
     }
     if (!(t1 > t0)) t1 = t0 + 1;
     struct frame p = {760, 310, 60, 20, 30, 46, t0, t1, 0, wmax > 0 ? wmax * 1.15 : 1};
-    fprintf(f, "<figure><svg id=\"plot-power-%d\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" "
-               "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n",
+    fprintf(f,
+            "<figure><svg id=\"plot-power-%d\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n",
             idx, p.W, p.H, p.W, p.H);
     /* Phase bands per pixel column: each column takes the colour of the phase that occupies
      * most of its time, and equal neighbours merge into one rectangle. This stays exact to a
@@ -194,8 +216,9 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
                 }
             if (c < ncol && best == cur) continue;
             if (cur >= 0)
-                fprintf(f, "<rect class=\"band\" x=\"%.0f\" y=\"%.1f\" width=\"%d\" "
-                           "height=\"%.1f\" fill=\"%s\" fill-opacity=\"0.22\"/>\n",
+                fprintf(f,
+                        "<rect class=\"band\" x=\"%.0f\" y=\"%.1f\" width=\"%d\" "
+                        "height=\"%.1f\" fill=\"%s\" fill-opacity=\"0.22\"/>\n",
                         p.l + start, p.t, c - start, p.H - p.t - p.b, phase_colour[cur]);
             start = c;
             cur = best;
@@ -214,7 +237,7 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
             int c = i < r->n_power ? (int)fx(&p, r->power[i].t_s) : INT_MAX;
             if (i < r->n_power && r->power[i].domain != d) continue;
             if (c != col && k > 0) {
-                fprintf(f, "%.1f,%.1f ", fx(&p, sum_t / k), fy(&p, sum_w / k));
+                fprintf(f, "%.1f,%.1f ", fx(&p, sum_t / k), fy(&p, fmin(sum_w / k, p.y1)));
                 k = 0;
                 sum_w = sum_t = 0;
             }
@@ -230,8 +253,9 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
         fputs("</text>\n", f);
     }
     for (int ph = 0; ph < N_PHASES; ph++)
-        fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"10\" fill=\"%s\" "
-                   "fill-opacity=\"0.5\"/><text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
+        fprintf(f,
+                "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"10\" fill=\"%s\" "
+                "fill-opacity=\"0.5\"/><text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
                 p.W - p.r - 330 + 85.0 * ph, 7.0, phase_colour[ph], p.W - p.r - 314 + 85.0 * ph,
                 16.0, reports_phase_names[ph]);
     fprintf(f, "</svg><figcaption>Power trace of run <code>");
@@ -251,12 +275,14 @@ static void plot_split(struct reports_run *const *runs, int n, FILE *f) {
         }
     double W = 760, l = 220, rpad = 90, rowh = 26, H = 40 + rows * rowh + 30;
     double scale = emax > 0 ? (W - l - rpad) / emax : 0;
-    fprintf(f, "<figure><svg id=\"plot-phases\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" "
-               "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n",
+    fprintf(f,
+            "<figure><svg id=\"plot-phases\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n",
             W, H, W, H);
     for (int ph = 0; ph < N_PHASES; ph++)
-        fprintf(f, "<rect x=\"%.0f\" y=\"8\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"%.0f\" "
-                   "y=\"17\">%s</text>\n",
+        fprintf(f,
+                "<rect x=\"%.0f\" y=\"8\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"%.0f\" "
+                "y=\"17\">%s</text>\n",
                 l + 100.0 * ph, phase_colour[ph], l + 16 + 100.0 * ph, reports_phase_names[ph]);
     int row = 0;
     for (int i = 0; i < n; i++)
@@ -274,8 +300,9 @@ static void plot_split(struct reports_run *const *runs, int n, FILE *f) {
             fputs("</text>\n", f);
             for (int ph = 0; ph < N_PHASES; ph++) {
                 double w = g->energy_j[ph] * scale;
-                fprintf(f, "<rect class=\"bar\" x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" "
-                           "fill=\"%s\"><title>%s: %s%.4g J</title></rect>\n",
+                fprintf(f,
+                        "<rect class=\"bar\" x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" "
+                        "fill=\"%s\"><title>%s: %s%.4g J</title></rect>\n",
                         x, y, w, rowh - 6, phase_colour[ph], reports_phase_names[ph],
                         runs[i]->estimated ? "~" : "", g->energy_j[ph]);
                 x += w;
@@ -305,8 +332,9 @@ static void tables(struct reports_run *const *runs, int n, FILE *f) {
             esc(f, g->model);
             fputs("</td><td>", f);
             esc(f, g->suite);
-            fprintf(f, "</td><td>%d</td><td>%.1f [%.1f, %.1f]</td><td>%s</td><td>%s</td><td>%s</td>"
-                       "<td>%.4g</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+            fprintf(f,
+                    "</td><td>%d</td><td>%.1f [%.1f, %.1f]</td><td>%s</td><td>%s</td><td>%s</td>"
+                    "<td>%.4g</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
                     g->n, 100 * g->accuracy, 100 * g->ci_lo, 100 * g->ci_hi,
                     reports_fmt_energy(b1, sizeof b1, g->j_per_sample, r->estimated),
                     reports_fmt_energy(b2, sizeof b2, g->j_per_sample_above_idle, r->estimated),
@@ -368,10 +396,10 @@ static void details(const struct reports_run *r, FILE *f) {
             r->estimated ? "~" : "", r->idle_power_w);
     fputs("<li>carbon: region ", f);
     esc(f, reports_json_str(j, "carbon.region", "WORLD"));
+    char src[512];
     fprintf(f, ", %.0f g CO2e/kWh (", r->grid_g_per_kwh);
-    esc(f, reports_json_str(j, "carbon.source", "?"));
-    fprintf(f, ", %.0f), PUE %.2f; CO2e is estimated from the grid factor</li></ul>\n",
-            reports_json_num(j, "carbon.year", 0), r->pue);
+    esc(f, reports_carbon_source(src, sizeof src, j));
+    fprintf(f, "), PUE %.2f; CO2e is estimated from the grid factor</li></ul>\n", r->pue);
 }
 
 int reports_render_html(struct reports_run *const *runs, int n, FILE *f, struct jb_err *err) {
@@ -379,9 +407,12 @@ int reports_render_html(struct reports_run *const *runs, int n, FILE *f, struct 
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
           "<title>joulebench report</title>\n<style>\n"
           "body{font-family:sans-serif;margin:2em;max-width:80em;color:#222}\n"
-          "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #bbb;padding:3px 8px;"
+          "table{border-collapse:collapse;margin:1em 0;font-size:13px;display:block;"
+          "overflow-x:auto}td,th{border:1px solid "
+          "#bbb;padding:3px 8px;"
           "text-align:right}td:nth-child(-n+3),th{text-align:left}\n"
-          ".estimated{background:#fff3cd;border:2px solid #e0a800;padding:.6em 1em;font-weight:bold}\n"
+          ".estimated{background:#fff3cd;border:2px solid #e0a800;padding:.6em "
+          "1em;font-weight:bold}\n"
           "svg.plot{font-size:12px;background:#fff;border:1px solid #ddd}\n"
           "figure{margin:1em 0}\n</style></head><body>\n<h1>joulebench report</h1>\n",
           f);

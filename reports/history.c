@@ -14,13 +14,13 @@
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS runs ("
     " id INTEGER PRIMARY KEY,"
-    " recorded_at TEXT NOT NULL,"  /* ISO 8601 UTC, when the row was appended */
-    " git_commit TEXT NOT NULL,"   /* run.json tool.commit */
+    " recorded_at TEXT NOT NULL," /* ISO 8601 UTC, when the row was appended */
+    " git_commit TEXT NOT NULL,"  /* run.json tool.commit */
     " run_dir TEXT NOT NULL,"
     " model TEXT NOT NULL,"
     " suite TEXT NOT NULL,"
     " n_samples INTEGER NOT NULL,"
-    " accuracy REAL NOT NULL,"     /* 0..1 */
+    " accuracy REAL NOT NULL," /* 0..1 */
     " j_per_sample REAL NOT NULL,"
     " co2e_g REAL NOT NULL,"
     " energy_source TEXT NOT NULL)";

@@ -7,7 +7,7 @@
  *                  prompt, prediction, references, score (0..1), n_tokens_in, n_tokens_out,
  *                  t_start_s (on the power.csv clock), time_s {preprocess, vision, prefill,
  *                  decode}, energy_j {the same phases}, time_total_s, energy_total_j,
- *                  energy_source.
+ *                  energy_bound_j (+- attribution uncertainty), energy_source.
  *   power.csv      "t_s,domain,watts": seconds since the run started, the meter domain, the mean
  *                  power over the sampler interval ending at t_s. Streamed, flushed every second.
  *   run.json       rewritten atomically (temporary file + fsync + rename) whenever the harness
@@ -20,6 +20,7 @@
 
 #include "common/jb-err.h"
 #include "common/jb-json.h"
+#include "common/jb-mmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Ten significant digits: below what any counter or clock resolves, and no "0.30000000000000004"
+ * in the records. */
+#define REPORTS_JSON_PRECISION JSON_REAL_PRECISION(10)
 
 struct reports_record {
     char *dir;
@@ -128,7 +133,8 @@ int reports_record_open(struct reports_record **out, const char *dir, bool resum
         if (!resume) {
             rc = jb_err_set(err, JB_EINVAL,
                             "%s: this run directory already has samples; use --resume to continue "
-                            "it or choose another --out", dir);
+                            "it or choose another --out",
+                            dir);
             goto out;
         }
         long long good = 0;
@@ -146,8 +152,8 @@ int reports_record_open(struct reports_record **out, const char *dir, bool resum
             const char *s = json_string_value(json_object_get(o, "suite"));
             const char *id = json_string_value(json_object_get(o, "id"));
             if (!m || !s || !id) {
-                rc = jb_err_set(err, JB_EFORMAT, "%s:%zu: sample without model, suite or id",
-                                path, i + 1);
+                rc = jb_err_set(err, JB_EFORMAT, "%s:%zu: sample without model, suite or id", path,
+                                i + 1);
                 goto out;
             }
             char *k = sample_key(m, s, id);
@@ -167,8 +173,10 @@ int reports_record_open(struct reports_record **out, const char *dir, bool resum
     rc = power_open(w, resume, err);
 out:
     free(path);
-    if (rc) reports_record_close(w);
-    else *out = w;
+    if (rc)
+        reports_record_close(w);
+    else
+        *out = w;
     return rc;
 }
 
@@ -196,7 +204,7 @@ int reports_record_sample(struct reports_record *w, const json_t *sample, struct
         return jb_err_set(err, JB_EINVAL, "%s/samples.jsonl: a sample needs model, suite and id",
                           w->dir);
     /* One compact line; JSON escapes every newline inside strings, so a line is a record. */
-    char *line = json_dumps(sample, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *line = json_dumps(sample, JSON_COMPACT | JSON_PRESERVE_ORDER | REPORTS_JSON_PRECISION);
     char *k = sample_key(m, s, id);
     int rc = 0;
     if (!line || !k) {
@@ -268,13 +276,19 @@ int reports_record_summary(struct reports_record *w, const json_t *run, struct j
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)run, key, v) {
-        if (strcmp(key, "schema_version") && strcmp(key, "results"))
-            json_object_set(out, key, v);
+        if (strcmp(key, "schema_version") && strcmp(key, "results")) json_object_set(out, key, v);
     }
     json_object_set_new(out, "results", reports_results_json(&r));
     char *path = join(w->dir, "run.json");
-    if (!path) rc = jb_err_set(err, JB_ENOMEM, "out of memory");
-    else rc = jb_json_write_file(path, out, err);
+    char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | REPORTS_JSON_PRECISION);
+    if (!path || !text) {
+        rc = jb_err_set(err, JB_ENOMEM, "out of memory");
+    } else {
+        size_t len = strlen(text);
+        text[len] = '\n'; /* replaces the NUL; the length says where the file ends */
+        rc = jb_file_write_atomic(path, text, len + 1, err);
+    }
+    free(text);
     free(path);
 out:
     free(r.s);

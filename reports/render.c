@@ -16,9 +16,12 @@ int reports_formats_parse(const char *s, int *mask, struct jb_err *err) {
     const char *p = s;
     while (*p) {
         size_t n = strcspn(p, ",");
-        if (n == 2 && !strncmp(p, "md", 2)) *mask |= REPORTS_FMT_MD;
-        else if (n == 4 && !strncmp(p, "html", 4)) *mask |= REPORTS_FMT_HTML;
-        else if (n == 3 && !strncmp(p, "csv", 3)) *mask |= REPORTS_FMT_CSV;
+        if (n == 2 && !strncmp(p, "md", 2))
+            *mask |= REPORTS_FMT_MD;
+        else if (n == 4 && !strncmp(p, "html", 4))
+            *mask |= REPORTS_FMT_HTML;
+        else if (n == 3 && !strncmp(p, "csv", 3))
+            *mask |= REPORTS_FMT_CSV;
         else
             return jb_err_set(err, JB_EINVAL, "unknown report format '%.*s' (md, html, csv)",
                               (int)n, p);
@@ -31,6 +34,16 @@ int reports_formats_parse(const char *s, int *mask, struct jb_err *err) {
 
 const char *reports_fmt_energy(char *buf, size_t len, double v, bool estimated) {
     snprintf(buf, len, "%s%.4g", estimated ? "~" : "", v);
+    return buf;
+}
+
+const char *reports_carbon_source(char *buf, size_t len, const json_t *run) {
+    const char *src = reports_json_str(run, "carbon.source", "unknown source");
+    double year = reports_json_num(run, "carbon.year", 0);
+    char y[16];
+    snprintf(y, sizeof y, "%.0f", year);
+    if (year > 0 && !strstr(src, y)) snprintf(buf, len, "%s, %s", src, y);
+    else snprintf(buf, len, "%s", src);
     return buf;
 }
 
@@ -75,8 +88,10 @@ int reports_write(struct reports_run *const *runs, int n, int mask, const char *
             rc = jb_file_write_atomic(path, buf, len, err);
         }
         free(buf);
-        if (!rc && written) written[k++] = path;
-        else free(path);
+        if (!rc && written)
+            written[k++] = path;
+        else
+            free(path);
     }
     return rc;
 }

@@ -20,6 +20,7 @@ struct reports_sample {
     double score;                   /* 0..1 */
     double time_s[N_PHASES], energy_j[N_PHASES];
     double time_total_s, energy_total_j;
+    double energy_bound_j; /* +- attribution uncertainty; 0 when absent */
     double t_start_s; /* on the power.csv clock; NAN when absent */
     long long n_tokens_in, n_tokens_out;
 };
@@ -31,7 +32,7 @@ struct reports_group {
     bool binary; /* every score is 0 or 1 */
     double score_sum, accuracy, ci_lo, ci_hi; /* accuracy and its 95% interval, 0..1 */
     double time_s[N_PHASES], energy_j[N_PHASES];
-    double time_total_s, energy_total_j, energy_above_idle_j;
+    double time_total_s, energy_total_j, energy_above_idle_j, energy_bound_j;
     double j_per_sample, j_per_sample_above_idle, score_per_kj, co2e_g;
 };
 
@@ -87,6 +88,9 @@ double reports_quantile(const double *sorted, int n, double q);
 const char *reports_fmt_energy(char *buf, size_t len, double v, bool estimated);
 /* A run.json string at a dotted path ("machine.cpu_model"), or dflt. */
 const char *reports_json_str(const json_t *root, const char *path, const char *dflt);
+/* "source, year" of the carbon factor in run.json (the year left out when the source already
+ * names it); buf of at least 256 bytes. */
+const char *reports_carbon_source(char *buf, size_t len, const json_t *run);
 /* A run.json number at a dotted path, or dflt. */
 double reports_json_num(const json_t *root, const char *path, double dflt);
 

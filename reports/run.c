@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const reports_phase_names[N_PHASES] = {"preprocess", "vision", "prefill",
-                                                       "decode"};
+const char *const reports_phase_names[N_PHASES] = {"preprocess", "vision", "prefill", "decode"};
 
 int reports_samples_read(const char *path, json_t **out, long long *good_len, struct jb_err *err) {
     char *buf = NULL;
@@ -51,8 +50,10 @@ int reports_samples_read(const char *path, json_t **out, long long *good_len, st
     if (good_len) *good_len = (long long)good;
 out:
     free(buf);
-    if (rc) json_decref(arr);
-    else *out = arr;
+    if (rc)
+        json_decref(arr);
+    else
+        *out = arr;
     return rc;
 }
 
@@ -119,6 +120,8 @@ static int sample_parse(struct reports_sample *s, const json_t *o, const char *w
     s->energy_total_j = esum;
     if ((rc = num_field(o, "time_total_s", &s->time_total_s, false, where, err))) return rc;
     if ((rc = num_field(o, "energy_total_j", &s->energy_total_j, false, where, err))) return rc;
+    s->energy_bound_j = 0;
+    if ((rc = num_field(o, "energy_bound_j", &s->energy_bound_j, false, where, err))) return rc;
     s->t_start_s = NAN;
     if ((rc = num_field(o, "t_start_s", &s->t_start_s, false, where, err))) return rc;
     s->n_tokens_in = s->n_tokens_out = 0;
@@ -163,6 +166,7 @@ int reports_run_summarize(struct reports_run *r, struct jb_err *err) {
         }
         g->time_total_s += s->time_total_s;
         g->energy_total_j += s->energy_total_j;
+        g->energy_bound_j += s->energy_bound_j;
     }
     for (int j = 0; j < r->n_g; j++) {
         struct reports_group *g = &r->g[j];
@@ -214,8 +218,8 @@ static int power_read(struct reports_run *r, const char *path, struct jb_err *er
         line[--l] = 0;
         if (ln == 1) {
             if (strcmp(line, "t_s,domain,watts") != 0) {
-                rc = jb_err_set(err, JB_EFORMAT, "%s:1: header is '%s', expected 't_s,domain,watts'",
-                                path, line);
+                rc = jb_err_set(err, JB_EFORMAT,
+                                "%s:1: header is '%s', expected 't_s,domain,watts'", path, line);
                 break;
             }
             continue;
@@ -273,9 +277,9 @@ int reports_run_load(struct reports_run **out, const char *dir, struct jb_err *e
     long long ver = 0;
     if ((rc = jb_json_get_int(r->run, "schema_version", &ver, true, path, err))) goto out;
     if (ver < 1 || ver > REPORTS_SCHEMA_VERSION) {
-        rc = jb_err_set(err, JB_EUNSUPPORTED,
-                        "%s: schema_version %lld; this joulebench reads 1..%d", path, ver,
-                        REPORTS_SCHEMA_VERSION);
+        rc =
+            jb_err_set(err, JB_EUNSUPPORTED, "%s: schema_version %lld; this joulebench reads 1..%d",
+                       path, ver, REPORTS_SCHEMA_VERSION);
         goto out;
     }
     r->energy_source = reports_json_str(r->run, "meter.energy_source", "estimated:unknown");
@@ -291,8 +295,10 @@ int reports_run_load(struct reports_run **out, const char *dir, struct jb_err *e
     rc = power_read(r, path, err);
 out:
     free(path);
-    if (rc) reports_run_free(r);
-    else *out = r;
+    if (rc)
+        reports_run_free(r);
+    else
+        *out = r;
     return rc;
 }
 
@@ -311,7 +317,8 @@ void reports_run_free(struct reports_run *r) {
 
 static json_t *phases_json(const double *v) {
     json_t *o = json_object();
-    for (int p = 0; p < N_PHASES; p++) json_object_set_new(o, reports_phase_names[p], json_real(v[p]));
+    for (int p = 0; p < N_PHASES; p++)
+        json_object_set_new(o, reports_phase_names[p], json_real(v[p]));
     return o;
 }
 
@@ -332,6 +339,7 @@ json_t *reports_results_json(const struct reports_run *r) {
         json_object_set_new(o, "time_s", phases_json(g->time_s));
         json_object_set_new(o, "energy_total_j", json_real(g->energy_total_j));
         json_object_set_new(o, "energy_above_idle_j", json_real(g->energy_above_idle_j));
+        json_object_set_new(o, "energy_bound_j", json_real(g->energy_bound_j));
         json_object_set_new(o, "energy_j", phases_json(g->energy_j));
         json_object_set_new(o, "j_per_sample", json_real(g->j_per_sample));
         json_object_set_new(o, "j_per_sample_above_idle", json_real(g->j_per_sample_above_idle));

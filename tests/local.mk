@@ -57,6 +57,13 @@ tests_test_run_SOURCES = tests/test-run.c $(TEST_COMMON)
 tests_test_run_CFLAGS = $(TEST_CFLAGS)
 tests_test_run_LDADD = $(JB_ALL_LIBS) $(CRITERION_LIBS)
 
+# joulebench run end to end (the embedded default, bad input, SIGKILL + --resume).
+check_PROGRAMS += tests/test-run-cli
+tests_test_run_cli_SOURCES = tests/test-run-cli.c $(TEST_COMMON)
+tests_test_run_cli_CFLAGS = $(TEST_CFLAGS)
+tests_test_run_cli_LDADD = $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+tests_test_run_cli_DEPENDENCIES = joulebench$(EXEEXT)
+
 check_PROGRAMS += tests/test-reports
 tests_test_reports_SOURCES = tests/test-reports.c $(TEST_COMMON)
 tests_test_reports_CFLAGS = $(TEST_CFLAGS)

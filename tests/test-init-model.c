@@ -14,9 +14,13 @@
 #include <string.h>
 
 static const char *const files[] = {
-    "config.json", "generation_config.json", "model-00001-of-00002.safetensors",
-    "model-00002-of-00002.safetensors", "model.safetensors.index.json",
-    "preprocessor_config.json", "tokenizer.json",
+    "config.json",
+    "generation_config.json",
+    "model-00001-of-00002.safetensors",
+    "model-00002-of-00002.safetensors",
+    "model.safetensors.index.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
 };
 
 static char *write_model(uint64_t seed, enum molmo_init_size size) {
@@ -72,7 +76,8 @@ static json_t *shard_header(const char *path, struct jb_mmap *map) {
     memcpy(&n, map->data, 8);
     cr_assert_eq((8 + n) % 8, 0, "data area 8-aligned");
     json_t *h = NULL;
-    cr_assert_eq(jb_json_load_text((const char *)map->data + 8, n, path, &h, &err), 0, "%s", err.msg);
+    cr_assert_eq(jb_json_load_text((const char *)map->data + 8, n, path, &h, &err), 0, "%s",
+                 err.msg);
     size_t covered = 0;
     const char *k;
     json_t *v;
@@ -82,7 +87,8 @@ static json_t *shard_header(const char *path, struct jb_mmap *map) {
         json_t *off = json_object_get(v, "data_offsets");
         size_t numel = 1, i;
         json_t *d;
-        json_array_foreach(json_object_get(v, "shape"), i, d) numel *= (size_t)json_integer_value(d);
+        json_array_foreach(json_object_get(v, "shape"), i, d) numel *=
+            (size_t)json_integer_value(d);
         size_t s = (size_t)json_integer_value(json_array_get(off, 0));
         size_t e = (size_t)json_integer_value(json_array_get(off, 1));
         cr_assert_eq(s, covered, "%s starts where the previous tensor ends", k);
@@ -97,8 +103,10 @@ static void shape_is(json_t *h, const char *name, long long d0, long long d1) {
     json_t *sh = json_object_get(json_object_get(h, name), "shape");
     cr_assert_not_null(sh, "%s missing", name);
     cr_assert_eq(json_integer_value(json_array_get(sh, 0)), d0, "%s dim 0", name);
-    if (d1) cr_assert_eq(json_integer_value(json_array_get(sh, 1)), d1, "%s dim 1", name);
-    else cr_assert_eq(json_array_size(sh), 1, "%s is a vector", name);
+    if (d1)
+        cr_assert_eq(json_integer_value(json_array_get(sh, 1)), d1, "%s dim 1", name);
+    else
+        cr_assert_eq(json_array_size(sh), 1, "%s is a vector", name);
 }
 
 /* Shapes from molmo.md §2.1 with the tiny sizes: d 64, 4 heads of 16, 2 KV heads, fused FFN
@@ -151,8 +159,8 @@ Test(init_model, tiny_shards_have_the_released_names_and_shapes) {
     uint64_t h2n;
     memcpy(&h2n, m2.data, 8);
     json_int_t total = (json_int_t)(m1.len - 8 - hn + m2.len - 8 - h2n);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(idx, "metadata"), "total_size")),
-                 total);
+    cr_assert_eq(
+        json_integer_value(json_object_get(json_object_get(idx, "metadata"), "total_size")), total);
     json_decref(idx);
     json_decref(h1);
     json_decref(h2);
@@ -190,7 +198,8 @@ Test(init_model, tiny_matches_the_golden_tiny_checkpoint_files) {
     json_t *a = NULL, *b = NULL;
     cr_assert_eq(jb_json_load_file(gp, &a, &err), 0, "%s", err.msg);
     cr_assert_eq(jb_json_load_file(mp, &b, &err), 0, "%s", err.msg);
-    cr_assert(json_equal(a, b), "the index (names, shards, total size) differs from the golden one");
+    cr_assert(json_equal(a, b),
+              "the index (names, shards, total size) differs from the golden one");
     json_decref(a);
     json_decref(b);
     free(gp);

@@ -49,10 +49,13 @@ struct fixture {
 };
 
 /* 3 of every 4 right: i % 4 != 1. */
-static double score_3of4(int i) { return i % 4 == 1 ? 0.0 : 1.0; }
+static double score_3of4(int i) {
+    return i % 4 == 1 ? 0.0 : 1.0;
+}
 
 /* Writes DIR with run.json, samples.jsonl and power.csv. Sample i: phases vision/prefill/decode
- * take 0.5/0.25/0.25 s and 2/1/1 J (times energy_scale), so 4 J and 1 s per sample. */
+ * take 0.5/0.25/0.25 s and 2/1/1 J (times energy_scale), so 4 J and 1 s per sample, with an
+ * attribution bound of 0.01 J. */
 static void write_run(const char *dir, const struct fixture *fx) {
     struct jb_err err = {0};
     struct reports_record *w = NULL;
@@ -64,22 +67,23 @@ static void write_run(const char *dir, const struct fixture *fx) {
         "complete", "machine", "cpu_model", "Test CPU", "n_cores", 2, "memory_bytes",
         (json_int_t)8 << 30, "kernel", "6.1", "gpu", "none", "models", "name", fx->model, "path",
         "/m", "n_params", (json_int_t)1000, "dtype", "f32", "n_threads", 2, "meter", "backends",
-        "powercap", "domains", "package-0", "interval_ms", 100, "energy_source",
-        fx->energy_source, "idle_power_w", fx->idle_w, "carbon", "region", "WORLD",
-        "grid_g_per_kwh", 481.0, "source", "Ember", "year", 2023, "pue", 1.0);
+        "powercap", "domains", "package-0", "interval_ms", 100, "energy_source", fx->energy_source,
+        "idle_power_w", fx->idle_w, "carbon", "region", "WORLD", "grid_g_per_kwh", 481.0, "source",
+        "Ember", "year", 2023, "pue", 1.0);
     cr_assert_not_null(run);
     for (int i = 0; i < fx->n; i++) {
         char id[32];
         snprintf(id, sizeof id, "q%03d", i);
         double k = fx->energy_scale;
         json_t *s = json_pack("{s:s,s:s,s:s,s:s,s:[s],s:f,s:i,s:i,s:f,s:{s:f,s:f,s:f},"
-                              "s:{s:f,s:f,s:f},s:f,s:f,s:s}",
+                              "s:{s:f,s:f,s:f},s:f,s:f,s:f,s:s}",
                               "model", fx->model, "suite", fx->suite, "id", id, "prediction", "42",
                               "references", "42", "score", fx->score(i), "n_tokens_in", 600,
                               "n_tokens_out", 3, "t_start_s", 1.0 * i, "time_s", "vision", 0.5,
                               "prefill", 0.25, "decode", 0.25, "energy_j", "vision", 2.0 * k,
                               "prefill", 1.0 * k, "decode", 1.0 * k, "time_total_s", 1.0,
-                              "energy_total_j", 4.0 * k, "energy_source", fx->energy_source);
+                              "energy_total_j", 4.0 * k, "energy_bound_j", 0.01,
+                              "energy_source", fx->energy_source);
         cr_assert_eq(reports_record_sample(w, s, &err), 0, "%s", err.msg);
         json_decref(s);
         for (int t = 0; t < 10; t++)
@@ -106,7 +110,7 @@ static char *slurp(const char *dir, const char *name) {
 }
 
 static const struct fixture base4 = {"synth-chart", "tiny", "measured:powercap", 4, 1.5,
-                                     score_3of4, 1.0};
+                                     score_3of4,    1.0};
 
 /* run.json carries schema_version and results computed from the samples:
  * 4 samples, 3 right -> accuracy 0.75; 4 x 4 J = 16 J; 16 - 1.5 W x 4 s = 10 J above idle. */
@@ -127,7 +131,8 @@ Test(record, run_json_summary_matches_hand_computed_values) {
     /* 3 / (16 J / 1000) = 187.5 per kJ; 16 J / 3.6e6 x 481 g/kWh = 0.0021378 g. */
     cr_assert_float_eq(json_real_value(json_object_get(r0, "score_per_kj")), 187.5, 1e-9);
     cr_assert_float_eq(json_real_value(json_object_get(r0, "co2e_g")), 16 / 3.6e6 * 481, 1e-12);
-    /* Wilson 95% interval for 3/4: 0.3006 .. 0.9544 (Newcombe 1998 method 3; recomputed: 0.3006418, 0.9544127). */
+    /* Wilson 95% interval for 3/4: 0.3006 .. 0.9544 (Newcombe 1998 method 3; recomputed from
+     * the formula: 0.3006418, 0.9544127). */
     json_t *ci = json_object_get(r0, "accuracy_ci95");
     cr_assert_float_eq(json_real_value(json_array_get(ci, 0)), 0.3006, 1e-4);
     cr_assert_float_eq(json_real_value(json_array_get(ci, 1)), 0.9544, 1e-4);
@@ -186,13 +191,16 @@ Test(report, markdown_csv_and_html_carry_the_hand_computed_figures) {
               "%s", md);
     /* vision 2 of 4 J = 50%. */
     cr_assert(strstr(md, "| base | tiny | synth-chart | vision | 2 | 8 | 50.0 |"), "%s", md);
-    cr_assert(strstr(md, "481 g CO2e/kWh (Ember, 2023)"), "%s", md);
+    cr_assert(strstr(md, "481 g CO2e/kWh, PUE 1.00; CO2e is estimated (grid factor Ember, 2023)"),
+              "%s", md);
     cr_assert_null(strstr(md, "ESTIMATED"));
+    /* 4 samples x 0.01 J attribution bound. */
+    cr_assert(strstr(md, "attribution uncertainty tiny/synth-chart: ±0.04 J of 16 J"), "%s", md);
     free(md);
 
     char *c = slurp(dir, "report.csv");
     cr_assert(strstr(c, "\nbase,tiny,synth-chart,4,0.75,0.300642,0.954413,3,4,16,10,4,2.5,187.5,"
-                        "0.00213778,0,2,1,1,0,8,4,4,measured:powercap,481,1\n"),
+                        "0.00213778,0.04,0,2,1,1,0,8,4,4,measured:powercap,481,1\n"),
               "%s", c);
     free(c);
 
@@ -269,15 +277,24 @@ Test(report, several_runs_make_one_comparison_and_bad_input_exits_two) {
 /* ---- compare ---- */
 
 /* 100 samples, 80 right (i % 5 != 0). */
-static double score_80(int i) { return i % 5 == 0 ? 0.0 : 1.0; }
+static double score_80(int i) {
+    return i % 5 == 0 ? 0.0 : 1.0;
+}
 /* The same with 30 of the right ones (i % 5 != 0 and i < 38: 30 of them) now wrong. */
-static double score_80_lowered(int i) { return i % 5 == 0 || i < 38 ? 0.0 : 1.0; }
+static double score_80_lowered(int i) {
+    return i % 5 == 0 || i < 38 ? 0.0 : 1.0;
+}
 /* Partial credit: 0.9 everywhere; lowered copy: 0.6 on 30 samples. */
-static double score_partial(int i) { (void)i; return 0.9; }
-static double score_partial_lowered(int i) { return i % 10 < 3 ? 0.6 : 0.9; }
+static double score_partial(int i) {
+    (void)i;
+    return 0.9;
+}
+static double score_partial_lowered(int i) {
+    return i % 10 < 3 ? 0.6 : 0.9;
+}
 
 static const struct fixture cmp_base = {"synth-chart", "tiny", "measured:powercap", 100, 1.0,
-                                        score_80, 1.0};
+                                        score_80,      1.0};
 
 static int compare_status(const char *root, const struct fixture *b, const struct fixture *n,
                           const char *opts, char **out) {
@@ -379,7 +396,9 @@ Test(compare, estimated_energy_never_passes_an_energy_gate) {
 
 /* ---- history ---- */
 
-static double score_half(int i) { return i % 2 ? 1.0 : 0.0; }
+static double score_half(int i) {
+    return i % 2 ? 1.0 : 0.0;
+}
 
 Test(history, appended_runs_print_as_a_trend) {
     char *root = jb_test_tmpdir();
@@ -445,7 +464,8 @@ Test(html, renders_in_chromium_with_plots_and_no_console_errors, .timeout = 120)
         "window.addEventListener('error',function(e){note(e.message||('failed to load '+"
         "((e.target&&(e.target.src||e.target.href))||'?')));},true);"
         "['error','warn'].forEach(function(k){var f=console[k];console[k]=function(){"
-        "note(k+': '+Array.prototype.join.call(arguments,' '));return f.apply(console,arguments);};});"
+        "note(k+': '+Array.prototype.join.call(arguments,' '));return "
+        "f.apply(console,arguments);};});"
         "window.addEventListener('load',function(){var o=[];"
         "document.querySelectorAll('svg.plot').forEach(function(s){var r=s.getBoundingClientRect();"
         "o.push(s.id+'='+Math.round(r.width)+'x'+Math.round(r.height)+':'+"

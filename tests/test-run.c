@@ -122,8 +122,8 @@ static int run_child(const char *dir, struct fake f) {
         struct run_item items[N_ITEMS];
         for (int i = 0; i < N_ITEMS; i++) {
             snprintf(ids[i], sizeof ids[i], "q%02d", i);
-            items[i] = (struct run_item){"fake", "synth-chart", ids[i], "chart_qa: x?", NULL,
-                                         refs, 1, 12, NULL};
+            items[i] = (struct run_item){
+                "fake", "synth-chart", ids[i], "chart_qa: x?", NULL, refs, 1, 12, NULL};
         }
         struct jb_err err = {0};
         struct reports_record *w = NULL;
