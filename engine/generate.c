@@ -112,6 +112,8 @@ size_t molmo_model_file_bytes(const struct molmo_model *m) { return molmo_st_byt
 
 size_t molmo_model_scratch_bytes(const struct molmo_model *m) { return m->arena.cap; }
 
+int molmo_model_n_threads(const struct molmo_model *m) { return m->n_threads; }
+
 void molmo_result_free(struct molmo_result *r) {
     if (!r) return;
     free(r->text);

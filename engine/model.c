@@ -294,6 +294,7 @@ int molmo_model_load_weights(struct molmo_model **out, const char *dir,
     m->max_crops = opts && opts->max_crops > 0 ? opts->max_crops : 13;
     m->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : 0;
     if (m->n_threads > 0) openblas_set_num_threads(m->n_threads);
+    else m->n_threads = openblas_get_num_threads();
     int hd = c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * hd;
     size_t np = (size_t)c->vit_num_pos - 1;

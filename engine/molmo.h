@@ -66,6 +66,10 @@ void molmo_model_free(struct molmo_model *m); /* NULL is a no-op */
 size_t molmo_model_file_bytes(const struct molmo_model *m);
 size_t molmo_model_scratch_bytes(const struct molmo_model *m);
 
+/* The number of threads the matrix products run on (the load option, or OpenBLAS's own
+ * default when it was 0), for the records. */
+int molmo_model_n_threads(const struct molmo_model *m);
+
 /* ---- generation --------------------------------------------------------------------------- */
 
 enum molmo_phase {

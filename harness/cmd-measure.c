@@ -294,14 +294,7 @@ static int run(int argc, char **argv) {
 
     struct meter *m = NULL;
     if (meter_open(&m, &op.mo, &err) < 0) return harness_fail("%s", err.msg);
-    for (int i = 0; i < meter_n_notes(m); i++) {
-        int code = 0;
-        const char *msg = meter_note(m, i, &code);
-        if (code == JB_EPERM || code == JB_EINVAL)
-            jb_log(JB_LOG_WARN, "%s", msg);
-        else if (meter_source(m) == METER_SOURCE_ESTIMATED)
-            jb_log(JB_LOG_INFO, "%s", msg);
-    }
+    harness_log_meter_notes(m);
     if (meter_source(m) == METER_SOURCE_ESTIMATED)
         jb_log(JB_LOG_WARN, "no energy counter is readable here: figures are ESTIMATED "
                             "('joulebench meters' says why each backend is unavailable)");

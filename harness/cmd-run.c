@@ -250,11 +250,11 @@ static int eval(void *user, const struct run_item *it, struct run_answer *a, str
         if (meter_phase_get(e->meter, i, &ph, NULL) != 0 || ph.sample_id != e->cur_id) continue;
         if (a->t_start_s < 0) a->t_start_s = e->t_offset_s + ph.t_start_s;
         a->energy_bound_j += ph.bound_j;
+        a->energy_total_j += ph.energy_j; /* the sample's phases tile its marks */
         for (int p = 0; p < RUN_N_PHASES; p++)
             if (!strcmp(ph.label, phase_label((enum molmo_phase)(MOLMO_PHASE_PREPROCESS + p))))
                 a->energy_j[p] += ph.energy_j;
     }
-    a->energy_total_j = meter_sample_energy_j(e->meter, e->cur_id);
     if (!a->text || !a->prediction) rc = jb_err_set(err, JB_ENOMEM, "out of memory");
 out:
     molmo_result_free(&r);
@@ -552,8 +552,7 @@ static int run(int argc, char **argv) {
         status = harness_fail("--meter: %s", err.msg);
         goto out;
     }
-    for (int i = 0; i < meter_n_notes(e.meter); i++)
-        jb_log(JB_LOG_INFO, "meter: %s", meter_note(e.meter, i, NULL));
+    harness_log_meter_notes(e.meter);
     if (meter_carbon_lookup(o.region, &e.carbon, &err) < 0) {
         status = harness_fail("--region: %s", err.msg);
         goto out;
@@ -604,7 +603,7 @@ static int run(int argc, char **argv) {
             status = harness_fail("%s", err.msg);
             break;
         }
-        json_array_append_new(models, model_json(name, o.models[mi], e.model, o.threads));
+        json_array_append_new(models, model_json(name, o.models[mi], e.model, molmo_model_n_threads(e.model)));
         size_t k = 0;
         for (int s = 0; s < e.n_suites; s++) {
             evals_loader_rewind(e.loaders[s]);

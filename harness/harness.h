@@ -25,6 +25,12 @@ int harness_usage_error(const char *cmd, const char *fmt, ...) __attribute__((fo
 /* Prints "joulebench: <message>" to stderr; returns 2 (the exit status for errors). */
 int harness_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+struct meter;
+
+/* Logs what the meter noted while choosing its backend: problems the user can fix (counters
+ * readable by root only, a shortened sampling period) as warnings, the rest at info level. */
+void harness_log_meter_notes(const struct meter *m);
+
 /* The version line: "joulebench 0.1.0 (commit 1a2b3c4d5e6f)". */
 const char *harness_version_string(void);
 

@@ -18,6 +18,7 @@ harness_libharness_a_SOURCES = \
 	harness/commands.c \
 	harness/harness.h \
 	harness/machine.c \
+	harness/meter-notes.c \
 	harness/progress.c \
 	harness/run-impl.h \
 	harness/run-loop.c
