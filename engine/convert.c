@@ -75,26 +75,6 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-static int mkdir_p(const char *dir, struct jb_err *err) {
-    char *p = strdup(dir);
-    if (!p) return jb_err_set(err, JB_ENOMEM, "out of memory");
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || *s == 0) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                rc = jb_err_errno(err, errno, "%s: cannot create the directory", p);
-                break;
-            }
-            *s = c;
-            if (!c) break;
-        }
-    }
-    free(p);
-    return rc;
-}
-
 /* Writes shard `path` holding tensors [a, b) of s in file order. */
 static int write_shard(const struct molmo_st_set *s, size_t a, size_t b, const char *path,
                        enum molmo_convert_dtype to, void *buf, float *f32, struct jb_err *err) {
@@ -210,7 +190,7 @@ int molmo_convert(const char *src, const char *dst, const struct molmo_convert_o
     json_t *wmap = NULL;
     int n_shards = 0, rc;
     char rs[PATH_MAX], rd[PATH_MAX];
-    if ((rc = mkdir_p(dst, err))) return rc;
+    if ((rc = jb_mkdir_p(dst, err))) return rc;
     if (realpath(src, rs) && realpath(dst, rd) && strcmp(rs, rd) == 0)
         return jb_err_set(err, JB_EINVAL, "%s: the output directory is the model directory", dst);
     /* everything a load checks: config, names, shapes, storages */

@@ -379,26 +379,6 @@ static json_t *tokenizer_json(const struct dims *m) {
 
 /* ---- the checkpoint ---- */
 
-static int mkdir_p(const char *dir, struct jb_err *err) {
-    char *p = strdup(dir);
-    if (!p) return jb_err_set(err, JB_ENOMEM, "out of memory");
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || *s == 0) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                rc = jb_err_errno(err, errno, "%s: cannot create the directory", p);
-                break;
-            }
-            *s = c;
-            if (!c) break;
-        }
-    }
-    free(p);
-    return rc;
-}
-
 int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, struct jb_err *err) {
     const struct dims *m = o->size == MOLMO_INIT_SMALL ? &dims_small : &dims_tiny;
     static const char *const shard_name[2] = {"model-00001-of-00002.safetensors",
@@ -409,7 +389,7 @@ int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, str
     int *ndims = NULL;
     int64_t(*shapes)[4] = NULL;
     char *path = NULL;
-    int rc = mkdir_p(dir, err);
+    int rc = jb_mkdir_p(dir, err);
     if (rc) return rc;
     if (tensor_list(&l, m) != 0) {
         rc = jb_err_set(err, JB_ENOMEM, "out of memory");

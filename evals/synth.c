@@ -8,6 +8,7 @@
 #include "evals/evals-impl.h"
 
 #include "common/jb-err.h"
+#include "common/jb-mmap.h"
 #include "common/jb-json.h"
 
 #include <cairo-ft.h>
@@ -73,20 +74,6 @@ static void seed_rng(struct synth *S, const char *suite, uint64_t seed) {
 
 static int rnd(struct synth *S, int lo, int hi) { /* inclusive */
     return lo + (int)evals_rand_below(&S->rng, (uint64_t)(hi - lo + 1));
-}
-
-static int mkdirs(const char *path, struct jb_err *err) {
-    char buf[8192];
-    if (strlen(path) >= sizeof buf) return jb_err_set(err, JB_EINVAL, "%s: path too long", path);
-    memcpy(buf, path, strlen(path) + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return jb_err_errno(err, errno, "%s", buf);
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST) return jb_err_errno(err, errno, "%s", buf);
-    return 0;
 }
 
 /* Records rel (under the suite directory) in the manifest. */
@@ -663,7 +650,7 @@ int evals_synth_write(const char *out_dir, const struct evals_synth_opts *o,
         static const char *const subdirs[3] = {"test/png", "documents", "images"};
         char sub[8192];
         snprintf(sub, sizeof sub, "%s/%s", S.suite_dir, subdirs[s]);
-        if ((rc = mkdirs(sub, err))) break;
+        if ((rc = jb_mkdir_p(sub, err))) break;
         seed_rng(&S, suite_names[s], o->seed);
         S.files = json_object();
         S.questions = json_array();

@@ -8,6 +8,7 @@
 #include "harness/run-impl.h"
 
 #include "common/jb-err.h"
+#include "common/jb-mmap.h"
 #include "common/jb-log.h"
 #include "common/jb-time.h"
 #include "energy/meter.h"
@@ -97,22 +98,10 @@ static int parse_long(const char *opt, const char *s, long lo, long hi, long *ou
     return 0;
 }
 
-static int mkdir_p(const char *dir) {
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* The run directory must be creatable and writable: a probe file is created and removed. */
 static int check_out(const char *out) {
-    if (mkdir_p(out) != 0)
-        return harness_fail("--out %s: cannot create the directory: %s", out, strerror(errno));
+    struct jb_err err = {0};
+    if (jb_mkdir_p(out, &err) != 0) return harness_fail("--out %s", err.msg);
     char probe[PATH_MAX];
     snprintf(probe, sizeof probe, "%s/.joulebench-write-test", out);
     int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -57,26 +57,6 @@ static char *sample_key(const char *model, const char *suite, const char *id) {
     return k;
 }
 
-static int mkdir_p(const char *dir, struct jb_err *err) {
-    char *p = strdup(dir);
-    if (!p) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || *s == 0) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                rc = jb_err_errno(err, errno, "%s: cannot create the directory", p);
-                break;
-            }
-            *s = c;
-            if (!c) break;
-        }
-    }
-    free(p);
-    return rc;
-}
-
 /* Opens power.csv for appending: a new file gets the header; with resume, a last row cut
  * short is cut off and the largest t_s is remembered. */
 static int power_open(struct reports_record *w, bool resume, struct jb_err *err) {
@@ -122,7 +102,7 @@ int reports_record_open(struct reports_record **out, const char *dir, bool resum
         rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
         goto out;
     }
-    if ((rc = mkdir_p(dir, err))) goto out;
+    if ((rc = jb_mkdir_p(dir, err))) goto out;
     path = join(dir, "samples.jsonl");
     if (!path) {
         rc = jb_err_set(err, JB_ENOMEM, "out of memory");
