@@ -4,7 +4,6 @@
 
 #include "evals/evals.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,22 +19,9 @@ static void usage(void) {
 }
 
 static int run(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0},
-    };
-    int json = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j': json = 1; break;
-        case 'h': usage(); return 0;
-        default: return harness_usage_error("suites", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return harness_usage_error("suites", "unexpected argument '%s'", argv[optind]);
+    int json = 0;
+    int status = harness_parse_json_only("suites", argc, argv, usage, &json);
+    if (status >= 0) return status;
     const struct evals_suite *s;
     if (json) {
         json_t *arr = json_array();

@@ -4,6 +4,7 @@
 
 #include "jb-build-info.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,4 +55,29 @@ int harness_fail(const char *fmt, ...) {
 
 const char *harness_version_string(void) {
     return PACKAGE_NAME " " PACKAGE_VERSION " (commit " JB_GIT_COMMIT ")";
+}
+
+int harness_parse_json_only(const char *cmd, int argc, char **argv, void (*usage)(void),
+                            int *json) {
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c, saved_opterr = opterr;
+    *json = 0;
+    optind = 1;
+    opterr = 0; /* one message, ours, not getopt's as well */
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': *json = 1; break;
+        case 'h': opterr = saved_opterr; usage(); return 0;
+        default:
+            opterr = saved_opterr;
+            return harness_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    opterr = saved_opterr;
+    if (optind < argc) return harness_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    return -1;
 }

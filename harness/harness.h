@@ -22,6 +22,12 @@ const struct harness_cmd *harness_cmd_find(const char *name);
 /* Prints "joulebench CMD: <message> (see 'joulebench CMD --help')" to stderr; returns 2. */
 int harness_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Parses the options of a command whose only option is --json (and --help). Returns -1 when
+ * the command should go on (*json set), else the exit status: 0 after --help, 2 on a usage
+ * error (already reported). */
+int harness_parse_json_only(const char *cmd, int argc, char **argv, void (*usage)(void),
+                            int *json);
+
 /* Prints "joulebench: <message>" to stderr; returns 2 (the exit status for errors). */
 int harness_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
