@@ -9,6 +9,7 @@
 #include <string.h>
 
 const struct harness_cmd *const harness_cmds[] = {
+    &cmd_bench,
     &cmd_meters,
     NULL,
 };

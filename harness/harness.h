@@ -28,6 +28,7 @@ int harness_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The version line: "joulebench 0.1.0 (commit 1a2b3c4d5e6f)". */
 const char *harness_version_string(void);
 
+extern const struct harness_cmd cmd_bench;
 extern const struct harness_cmd cmd_meters;
 
 #endif /* HARNESS_H */

@@ -1,6 +1,7 @@
 noinst_LIBRARIES += harness/libharness.a
 harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 harness_libharness_a_SOURCES = \
+	harness/cmd-bench.c \
 	harness/cmd-meters.c \
 	harness/commands.c \
 	harness/harness.h
