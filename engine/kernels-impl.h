@@ -117,6 +117,8 @@ struct molmo_kernels {
     molmo_matvec_bf16_fn matvec_bf16;
     molmo_matvec_q8_0_f32_fn matvec_q8_0_f32;
     molmo_matvec_q8_0_fn matvec_q8_0;
+    /* molmo_q8_x_quantize, vectorized: bit-identical results (same division and rounding). */
+    void (*quantize_q8_x)(struct molmo_q8_x *xq, const float *x);
 };
 
 /* Fills k with the kernels of want, or of cpu.best if want is MOLMO_ISA_BEST or above what the
@@ -141,7 +143,7 @@ enum molmo_weight_type {
 
 /* y[0..n_out) = W (n_out, n_in) . x (n_in), rows split over the pool in steps of 4 rows.
  * x is used by every type except MOLMO_WEIGHT_Q8_0, which reads xq (quantize x first with
- * molmo_q8_x_quantize). No allocation. */
+ * k->quantize_q8_x). No allocation. */
 void molmo_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
                   enum molmo_weight_type type, float *y, const void *w, const float *x,
                   const struct molmo_q8_x *xq, int n_out, int n_in);

@@ -88,6 +88,7 @@ enum molmo_isa molmo_kernels_init(struct molmo_kernels *k, struct molmo_cpu cpu,
         if (!k->matvec_bf16) k->matvec_bf16 = tables[i]->matvec_bf16;
         if (!k->matvec_q8_0_f32) k->matvec_q8_0_f32 = tables[i]->matvec_q8_0_f32;
         if (!k->matvec_q8_0) k->matvec_q8_0 = tables[i]->matvec_q8_0;
+        if (!k->quantize_q8_x) k->quantize_q8_x = tables[i]->quantize_q8_x;
     }
     return isa;
 }

@@ -205,9 +205,8 @@ int molmo_probe_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
     if (n_out < 1 || n_in < 1 || reps < 1 || (q8 && n_in % MOLMO_Q8_0_BLOCK))
         return jb_err_set(err, JB_EINVAL, "matvec probe: bad shape %dx%d", n_out, n_in);
     size_t n = (size_t)n_out * n_in;
-    size_t wbytes = type == MOLMO_WEIGHT_F32    ? n * 4
-                    : type == MOLMO_WEIGHT_BF16 ? n * 2
-                                                : n / MOLMO_Q8_0_BLOCK * sizeof(struct molmo_q8_0_block);
+    size_t q8_bytes = n / MOLMO_Q8_0_BLOCK * sizeof(struct molmo_q8_0_block);
+    size_t wbytes = type == MOLMO_WEIGHT_F32 ? n * 4 : type == MOLMO_WEIGHT_BF16 ? n * 2 : q8_bytes;
     void *w = malloc(wbytes);
     float *x = malloc((size_t)n_in * sizeof *x), *y = malloc((size_t)n_out * sizeof *y);
     struct molmo_q8_x xq = {malloc((size_t)n_in / MOLMO_Q8_0_BLOCK * sizeof(float)),
@@ -237,7 +236,7 @@ int molmo_probe_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
     double best = 0.0;
     for (int r = 0; r <= reps; r++) { /* r = 0 warms up */
         double t0 = jb_time_now_s();
-        if (type == MOLMO_WEIGHT_Q8_0) molmo_q8_x_quantize(&xq, x); /* part of each call */
+        if (type == MOLMO_WEIGHT_Q8_0) k->quantize_q8_x(&xq, x); /* part of each call */
         molmo_matvec(pool, k, type, y, w, x, &xq, n_out, n_in);
         double t = jb_time_now_s() - t0;
         if (r > 0 && t > 0 && (double)wbytes / t > best) best = (double)wbytes / t;

@@ -61,7 +61,8 @@ AVX2 static void matvec_f32(float *restrict y, const float *restrict w, const fl
     for (; r < row1; r++) {
         const float *wr = w + (size_t)r * n_in;
         __m256 a = _mm256_setzero_ps();
-        for (int i = 0; i < n8; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
+        for (int i = 0; i < n8; i += 8)
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
         float s = hsum(a);
         for (int i = n8; i < n_in; i++) s += wr[i] * x[i];
         y[r] = s;
@@ -110,7 +111,8 @@ AVX2 static void matvec_bf16(float *restrict y, const uint16_t *restrict w,
     for (; r < row1; r++) {
         const uint16_t *wr = w + (size_t)r * n_in;
         __m256 a = _mm256_setzero_ps();
-        for (int i = 0; i < n8; i += 8) a = _mm256_fmadd_ps(load_bf16(wr + i), _mm256_loadu_ps(x + i), a);
+        for (int i = 0; i < n8; i += 8)
+            a = _mm256_fmadd_ps(load_bf16(wr + i), _mm256_loadu_ps(x + i), a);
         float s = hsum(a);
         for (int i = n8; i < n_in; i++) s += bf16_to_f32(wr[i]) * x[i];
         y[r] = s;
@@ -170,7 +172,7 @@ AVX2 static void matvec_q8_0(float *restrict y, const struct molmo_q8_0_block *r
                                       *w3 = w2 + nb;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int k = 0; k < nb; k++) {
-            __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * MOLMO_Q8_0_BLOCK));
+            __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * 32));
             float dx = xq->d[k];
 #define ROW(a, wr)                                                                            \
     a = _mm256_fmadd_ps(                                                                      \
@@ -187,12 +189,48 @@ AVX2 static void matvec_q8_0(float *restrict y, const struct molmo_q8_0_block *r
         const struct molmo_q8_0_block *w0 = w + (size_t)r * nb;
         __m256 a0 = _mm256_setzero_ps();
         for (int k = 0; k < nb; k++) {
-            __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * MOLMO_Q8_0_BLOCK));
+            __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * 32));
             float dx = xq->d[k];
             ROW(a0, w0);
         }
 #undef ROW
         y[r] = hsum(a0);
+    }
+}
+
+/* molmo_q8_x_quantize with 8 lanes: the same float32 max, m / 127, x / d and round-to-nearest-
+ * even, so the result is bit-identical to the scalar one. */
+AVX2 static void quantize_q8_x(struct molmo_q8_x *xq, const float *x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int b = 0; b < xq->n_in / MOLMO_Q8_0_BLOCK; b++) {
+        const float *xb = x + (size_t)b * MOLMO_Q8_0_BLOCK;
+        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
+        __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m8 = _mm256_max_ps(
+            _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float d = _mm_cvtss_f32(m4) / 127.0f;
+        xq->d[b] = d;
+        int8_t *q = xq->q + (size_t)b * MOLMO_Q8_0_BLOCK;
+        if (d == 0.0f) {
+            memset(q, 0, MOLMO_Q8_0_BLOCK);
+            continue;
+        }
+        __m256 dv = _mm256_set1_ps(d);
+        const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        __m256i q0 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v0, dv), rnd));
+        __m256i q1 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v1, dv), rnd));
+        __m256i q2 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v2, dv), rnd));
+        __m256i q3 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v3, dv), rnd));
+        /* int32 -> int8 with saturation (the clamp to 127 of the scalar code; -128 cannot occur
+         * as |x / d| <= 127 + rounding); the packs interleave 128-bit lanes, the permute
+         * restores element order. */
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+        _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(p, order));
     }
 }
 
@@ -243,6 +281,7 @@ const struct molmo_kernels molmo_kernels_avx2 = {
     .matvec_bf16 = matvec_bf16,
     .matvec_q8_0_f32 = matvec_q8_0_f32,
     .matvec_q8_0 = matvec_q8_0,
+    .quantize_q8_x = quantize_q8_x,
 };
 
 #else /* not x86-64: no vector kernels; molmo_cpu_detect reports scalar */

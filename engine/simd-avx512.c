@@ -141,7 +141,7 @@ AVX512 static void matvec_q8_0(float *restrict y, const struct molmo_q8_0_block 
                                       *w3 = w2 + nb;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int k = 0; k < nb; k++) {
-            __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * MOLMO_Q8_0_BLOCK));
+            __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * 32));
             float dx = xq->d[k];
             ROW(a0, w0);
             ROW(a1, w1);
@@ -155,7 +155,7 @@ AVX512 static void matvec_q8_0(float *restrict y, const struct molmo_q8_0_block 
         const struct molmo_q8_0_block *w0 = w + (size_t)r * nb;
         __m256 a0 = _mm256_setzero_ps();
         for (int k = 0; k < nb; k++) {
-            __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * MOLMO_Q8_0_BLOCK));
+            __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * 32));
             float dx = xq->d[k];
             ROW(a0, w0);
         }

@@ -166,4 +166,5 @@ const struct molmo_kernels molmo_kernels_scalar = {
     .matvec_bf16 = matvec_bf16,
     .matvec_q8_0_f32 = matvec_q8_0_f32,
     .matvec_q8_0 = matvec_q8_0,
+    .quantize_q8_x = molmo_q8_x_quantize,
 };

@@ -164,8 +164,9 @@ static int bench_kernels(struct jb_pool *pool, const struct bench_opts *o,
         snprintf(frac, sizeof frac, "%.2f of f32 peak", gemm / lim->f32_flop_per_s);
     row("OpenBLAS sgemm 512x3584x3584", n, "cblas_sgemm", buf, frac);
     json_object_set_new(out, "sgemm_512x3584x3584_flop_per_s", json_real(gemm));
-    json_object_set_new(out, "sgemm_peak_frac",
-                        lim->f32_flop_per_s > 0 ? json_real(gemm / lim->f32_flop_per_s) : json_null());
+    json_object_set_new(out, "sgemm_peak_frac", lim->f32_flop_per_s > 0
+                                                    ? json_real(gemm / lim->f32_flop_per_s)
+                                                    : json_null());
     return 0;
 }
 
@@ -216,7 +217,8 @@ static int run(int argc, char **argv) {
         default: return harness_usage_error("bench", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) return harness_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+    if (optind < argc)
+        return harness_usage_error("bench", "unexpected argument '%s'", argv[optind]);
     if (!o.machine && !o.kernels)
         return harness_usage_error("bench", "say what to measure: --machine and/or --kernels");
 

@@ -315,6 +315,27 @@ Test(q8_0, integer_kernel_error_is_bounded_by_the_activation_rounding) {
     free(w);
 }
 
+Test(q8_0, vector_activation_quantizer_is_bit_identical_to_the_scalar_one) {
+    /* Both divide in float32 and round to nearest even; blocks include ties (x / d = k + 0.5
+     * for x = 63.5 with m = 127), zeros, and an all-zero block. */
+    enum { C = 32 * 7 };
+    float x[C], d1[C / 32], d2[C / 32];
+    int8_t q1[C], q2[C];
+    for (int i = 0; i < C; i++) x[i] = urand() * ldexpf(1.0f, i / 32 * 3 - 9);
+    for (int i = 64; i < 96; i++) x[i] = 0.0f;
+    x[0] = 127.0f, x[1] = 63.5f, x[2] = -0.5f, x[3] = 2.5f, x[4] = -127.0f;
+    struct molmo_q8_x a = {d1, q1, C}, b = {d2, q2, C};
+    struct molmo_kernels k;
+    molmo_kernels_init(&k, molmo_cpu_detect(), MOLMO_ISA_BEST);
+    molmo_q8_x_quantize(&a, x);
+    k.quantize_q8_x(&b, x);
+    cr_assert_arr_eq(d1, d2, sizeof d1);
+    cr_assert_arr_eq(q1, q2, sizeof q1);
+    /* hand-derived: d = 1, so q = rint(x): 127, 64 (63.5 ties to even), 0, 2, -127 */
+    static const int8_t want[5] = {127, 64, 0, 2, -127};
+    cr_assert_arr_eq(q2, want, sizeof want);
+}
+
 Test(kernels, dispatch_picks_a_kernel_the_cpu_runs) {
     struct molmo_cpu cpu = molmo_cpu_detect();
     cr_assert(cpu_runs(cpu.best), "best = %s", molmo_isa_name(cpu.best));
@@ -326,7 +347,8 @@ Test(kernels, dispatch_picks_a_kernel_the_cpu_runs) {
         enum molmo_isa got = molmo_kernels_init(&k, cpu, (enum molmo_isa)want);
         cr_assert(got <= cpu.best && cpu_runs(got));
         cr_assert(want > (int)cpu.best || got == (enum molmo_isa)want);
-        cr_assert(k.matvec_f32 && k.matvec_bf16 && k.matvec_q8_0 && k.matvec_q8_0_f32);
+        cr_assert(k.matvec_f32 && k.matvec_bf16 && k.matvec_q8_0 && k.matvec_q8_0_f32 &&
+                  k.quantize_q8_x);
         cr_assert_str_eq(k.name, molmo_isa_name(got));
     }
     /* A CPU without AVX2 gets the scalar kernels even when AVX-512 is asked for. */
