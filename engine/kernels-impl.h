@@ -181,10 +181,11 @@ float molmo_probe_dpbf16_avx512(long iters);
 uint64_t molmo_probe_read_avx2(const void *p, size_t n);
 
 /* OpenBLAS sgemm at a forward-pass shape: C (m, n) = A (m, k) . B (n, k)^T, B a weight matrix;
- * random inputs, threads = openblas_set_num_threads (restored to the pool size the caller uses
- * by the caller); best of reps, FLOP/s = 2 m n k / t. Errors: JB_ENOMEM. */
-int molmo_probe_sgemm(int m, int n, int k, int threads, int reps, double *flop_per_s,
-                      struct jb_err *err);
+ * random inputs, openblas_set_num_threads(threads); best of reps, FLOP/s = 2 m n k / t. With
+ * from_bf16, B is stored as bf16 and each rep first widens it to float32 (exact) into a scratch
+ * matrix, inside the timing: the prefill path for bf16 weights. Errors: JB_ENOMEM. */
+int molmo_probe_sgemm(int m, int n, int k, int from_bf16, int threads, int reps,
+                      double *flop_per_s, struct jb_err *err);
 
 /* Decode matvec throughput of one kernel at (n_out, n_in) on the pool: weight bytes read per
  * second, best of reps (random weights, allocated here). Errors: JB_ENOMEM, JB_EINVAL. */

@@ -166,24 +166,31 @@ static float rng_f32(uint64_t *s) { /* uniform in [-1, 1) */
     return (float)(rng_next(s) >> 40) * 0x1p-23f - 1.0f;
 }
 
-int molmo_probe_sgemm(int m, int n, int k, int threads, int reps, double *flop_per_s,
-                      struct jb_err *err) {
+int molmo_probe_sgemm(int m, int n, int k, int from_bf16, int threads, int reps,
+                      double *flop_per_s, struct jb_err *err) {
     if (m < 1 || n < 1 || k < 1 || threads < 1 || reps < 1)
         return jb_err_set(err, JB_EINVAL, "sgemm probe: bad shape %dx%dx%d", m, n, k);
-    float *a = malloc((size_t)m * k * sizeof *a), *b = malloc((size_t)n * k * sizeof *b);
+    size_t nk = (size_t)n * k;
+    float *a = malloc((size_t)m * k * sizeof *a), *b = malloc(nk * sizeof *b);
     float *c = malloc((size_t)m * n * sizeof *c);
+    uint16_t *b16 = from_bf16 ? malloc(nk * sizeof *b16) : NULL;
     int rc = 0;
-    if (!a || !b || !c) {
+    if (!a || !b || !c || (from_bf16 && !b16)) {
         rc = jb_err_set(err, JB_ENOMEM, "sgemm probe: out of memory");
         goto out;
     }
     uint64_t s = 42;
     for (size_t i = 0; i < (size_t)m * k; i++) a[i] = rng_f32(&s);
-    for (size_t i = 0; i < (size_t)n * k; i++) b[i] = rng_f32(&s);
+    for (size_t i = 0; i < nk; i++) b[i] = rng_f32(&s);
+    for (size_t i = 0; b16 && i < nk; i++) b16[i] = (uint16_t)(0x3f00u | (rng_next(&s) & 0x80ffu));
     openblas_set_num_threads(threads);
     double best = 0.0;
     for (int r = 0; r <= reps; r++) { /* r = 0 warms up OpenBLAS's threads and buffers */
         double t0 = jb_time_now_s();
+        for (size_t i = 0; b16 && i < nk; i++) {
+            uint32_t bits = (uint32_t)b16[i] << 16;
+            memcpy(&b[i], &bits, sizeof bits);
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c,
                     n);
         double t = jb_time_now_s() - t0;
@@ -195,6 +202,7 @@ out:
     free(a);
     free(b);
     free(c);
+    free(b16);
     return rc;
 }
 

@@ -16,6 +16,8 @@ check_PROGRAMS += tests/test-engine-kernels
 tests_test_engine_kernels_SOURCES = tests/test-engine-kernels.c $(TEST_COMMON)
 tests_test_engine_kernels_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_kernels_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+# Its CLI tests run `joulebench bench`.
+EXTRA_tests_test_engine_kernels_DEPENDENCIES = joulebench$(EXEEXT)
 
 check_PROGRAMS += tests/test-energy
 tests_test_energy_SOURCES = tests/test-energy.c $(TEST_COMMON)

@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -432,4 +433,47 @@ Test(pool, matvec_on_the_pool_equals_one_thread_bit_for_bit) {
     cr_assert_arr_eq(y1, y2, sizeof y1);
     jb_pool_close(p);
     free(w);
+}
+
+/* ---- joulebench bench --machine ---------------------------------------------------------- */
+
+Test(cli, bench_machine_prints_the_probes_and_writes_json) {
+    char *dir = jb_test_tmpdir();
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' bench --machine --threads 2 --reps 1 --bw-mib 64 --json '%s/m.json'",
+                jb_test_bin(), dir);
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    cr_assert(strstr(p.out, "read bandwidth (64 MiB)"), "%s", p.out);
+    cr_assert(strstr(p.out, "f32 FMA peak"), "%s", p.out);
+    cr_assert(strstr(p.out, "bf16 dot peak"), "%s", p.out);
+    struct molmo_kernels k;
+    molmo_kernels_init(&k, molmo_cpu_detect(), MOLMO_ISA_BEST);
+    cr_assert(strstr(p.out, k.name), "the kernel that runs is named: %s", p.out);
+    char path[4096], *json = NULL;
+    snprintf(path, sizeof path, "%s/m.json", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    size_t cap = 1 << 16;
+    json = calloc(1, cap);
+    cr_assert_gt(fread(json, 1, cap - 1, f), 0);
+    fclose(f);
+    cr_assert(strstr(json, "\"read_bytes_per_s\""));
+    cr_assert(strstr(json, "\"f32_peak_flop_per_s\""));
+    cr_assert(strstr(json, "\"bf16_peak_flop_per_s\""));
+    free(json);
+    jb_test_proc_free(&p);
+    jb_test_rmtree(dir);
+    free(dir);
+}
+
+Test(cli, bench_without_a_section_is_a_usage_error) {
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' bench", jb_test_bin());
+    cr_assert_eq(p.status, 2);
+    cr_assert(strstr(p.err, "--machine"), "%s", p.err);
+    jb_test_proc_free(&p);
+    jb_test_run(&p, "'%s' bench --help", jb_test_bin());
+    cr_assert_eq(p.status, 0);
+    cr_assert(strstr(p.out, "usage: joulebench bench"));
+    jb_test_proc_free(&p);
 }
