@@ -11,6 +11,7 @@
 const struct harness_cmd *const harness_cmds[] = {
     &cmd_bench,
     &cmd_meters,
+    &cmd_tokenize,
     NULL,
 };
 

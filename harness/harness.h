@@ -30,5 +30,6 @@ const char *harness_version_string(void);
 
 extern const struct harness_cmd cmd_bench;
 extern const struct harness_cmd cmd_meters;
+extern const struct harness_cmd cmd_tokenize;
 
 #endif /* HARNESS_H */

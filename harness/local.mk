@@ -3,6 +3,7 @@ harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 harness_libharness_a_SOURCES = \
 	harness/cmd-bench.c \
 	harness/cmd-meters.c \
+	harness/cmd-tokenize.c \
 	harness/commands.c \
 	harness/harness.h
 # The modules' libraries in dependency order (harness first), then the system libraries.

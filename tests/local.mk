@@ -19,6 +19,20 @@ tests_test_engine_kernels_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_
 # Its CLI tests run `joulebench bench`.
 EXTRA_tests_test_engine_kernels_DEPENDENCIES = joulebench$(EXEEXT)
 
+check_PROGRAMS += tests/test-engine-image
+tests_test_engine_image_SOURCES = tests/test-engine-image.c $(TEST_COMMON)
+tests_test_engine_image_CFLAGS = $(TEST_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS) $(ZLIB_CFLAGS)
+tests_test_engine_image_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(PNG_LIBS) $(JPEG_LIBS) \
+	$(ZLIB_LIBS) $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+# The tokenizer tests also run `joulebench tokenize`.
+check_PROGRAMS += tests/test-engine-tokenizer
+tests_test_engine_tokenizer_SOURCES = tests/test-engine-tokenizer.c $(TEST_COMMON)
+tests_test_engine_tokenizer_CFLAGS = $(TEST_CFLAGS) $(UTF8PROC_CFLAGS)
+tests_test_engine_tokenizer_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
+	$(CRITERION_LIBS) $(LIBS)
+tests_test_engine_tokenizer_DEPENDENCIES = joulebench$(EXEEXT)
+
 check_PROGRAMS += tests/test-energy
 tests_test_energy_SOURCES = tests/test-energy.c $(TEST_COMMON)
 tests_test_energy_CFLAGS = $(TEST_CFLAGS)
