@@ -162,26 +162,27 @@ AVX2 static inline __m256i dot_i8(__m256i qw, __m256i qx) {
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-/* q8_0 W, q8 x: four rows share each x block load. */
+/* q8_0 W, q8 x: four rows share each x block load, and one vcvtph2ps turns their four scales
+ * into float32 (then dw * dx, broadcast in-lane per row). */
 AVX2 static void matvec_q8_0(float *restrict y, const struct molmo_q8_0_block *restrict w,
                              const struct molmo_q8_x *restrict xq, int row0, int row1) {
     int nb = xq->n_in / MOLMO_Q8_0_BLOCK;
     int r = row0;
+#define DOT(wr) _mm256_cvtepi32_ps(dot_i8(_mm256_loadu_si256((const __m256i *)wr[k].q), qx))
     for (; r + 4 <= row1; r += 4) {
         const struct molmo_q8_0_block *w0 = w + (size_t)r * nb, *w1 = w0 + nb, *w2 = w1 + nb,
                                       *w3 = w2 + nb;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int k = 0; k < nb; k++) {
             __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * 32));
-            float dx = xq->d[k];
-#define ROW(a, wr)                                                                            \
-    a = _mm256_fmadd_ps(                                                                      \
-        _mm256_cvtepi32_ps(dot_i8(_mm256_loadu_si256((const __m256i *)wr[k].q), qx)),       \
-        _mm256_set1_ps(_cvtsh_ss(wr[k].d) * dx), a)
-            ROW(a0, w0);
-            ROW(a1, w1);
-            ROW(a2, w2);
-            ROW(a3, w3);
+            __m128i h = _mm_setr_epi16((short)w0[k].d, (short)w1[k].d, (short)w2[k].d,
+                                       (short)w3[k].d, 0, 0, 0, 0);
+            __m128 d4 = _mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(xq->d[k]));
+            __m256 d8 = _mm256_set_m128(d4, d4);
+            a0 = _mm256_fmadd_ps(DOT(w0), _mm256_permute_ps(d8, 0x00), a0);
+            a1 = _mm256_fmadd_ps(DOT(w1), _mm256_permute_ps(d8, 0x55), a1);
+            a2 = _mm256_fmadd_ps(DOT(w2), _mm256_permute_ps(d8, 0xaa), a2);
+            a3 = _mm256_fmadd_ps(DOT(w3), _mm256_permute_ps(d8, 0xff), a3);
         }
         y[r] = hsum(a0), y[r + 1] = hsum(a1), y[r + 2] = hsum(a2), y[r + 3] = hsum(a3);
     }
@@ -190,12 +191,11 @@ AVX2 static void matvec_q8_0(float *restrict y, const struct molmo_q8_0_block *r
         __m256 a0 = _mm256_setzero_ps();
         for (int k = 0; k < nb; k++) {
             __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * 32));
-            float dx = xq->d[k];
-            ROW(a0, w0);
+            a0 = _mm256_fmadd_ps(DOT(w0), _mm256_set1_ps(_cvtsh_ss(w0[k].d) * xq->d[k]), a0);
         }
-#undef ROW
         y[r] = hsum(a0);
     }
+#undef DOT
 }
 
 /* molmo_q8_x_quantize with 8 lanes: the same float32 max, m / 127, x / d and round-to-nearest-
