@@ -177,7 +177,9 @@ float molmo_probe_dpbf16_avx512(long iters);
 #define MOLMO_PROBE_FMA_AVX2_FLOP (12 * 8 * 2)
 #define MOLMO_PROBE_FMA_AVX512_FLOP (12 * 16 * 2)
 #define MOLMO_PROBE_DPBF16_AVX512_FLOP (12 * 16 * 4)
-/* Sums n bytes at p (n a multiple of 128, p 64-byte aligned) with AVX2 loads. */
+/* Sums n bytes at p (n a multiple of 256, p 64-byte aligned) with AVX2 loads, as eight
+ * streams (the eighths of the range): one sequential stream per core reads far below what
+ * the memory system gives several, and a 4-row matvec reads four or more. */
 uint64_t molmo_probe_read_avx2(const void *p, size_t n);
 
 /* OpenBLAS sgemm at a forward-pass shape: C (m, n) = A (m, k) . B (n, k)^T, B a weight matrix;

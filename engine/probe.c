@@ -22,11 +22,11 @@ struct read_job {
     uint64_t sink[1024]; /* one per thread, so the reads are not optimized away */
 };
 
-/* The buffer in 128-byte units: [begin, end) units. */
+/* The buffer in 256-byte units: [begin, end) units. */
 static void read_share(void *ctx, size_t begin, size_t end, int thread) {
     struct read_job *j = ctx;
-    unsigned char *p = j->buf + begin * 128;
-    size_t n = (end - begin) * 128;
+    unsigned char *p = j->buf + begin * 256;
+    size_t n = (end - begin) * 256;
     if (j->touch) {
         for (size_t i = 0; i < n; i += 8) {
             uint64_t v = (uint64_t)(i * 0x9e3779b97f4a7c15ull);
@@ -49,7 +49,7 @@ static void read_share(void *ctx, size_t begin, size_t end, int thread) {
 
 int molmo_probe_read_bw(struct jb_pool *pool, size_t bytes, int reps, double *bytes_per_s,
                         struct jb_err *err) {
-    bytes &= ~(size_t)127;
+    bytes &= ~(size_t)255;
     if (bytes == 0 || reps < 1 || jb_pool_n_threads(pool) > 1024)
         return jb_err_set(err, JB_EINVAL, "read-bandwidth probe: bad size or reps");
     struct read_job *j = calloc(1, sizeof *j);
@@ -63,12 +63,12 @@ int molmo_probe_read_bw(struct jb_pool *pool, size_t bytes, int reps, double *by
     j->buf = buf;
     j->use_avx2 = molmo_cpu_detect().best >= MOLMO_ISA_AVX2;
     j->touch = 1;
-    jb_pool_for(pool, bytes / 128, 1, read_share, j);
+    jb_pool_for(pool, bytes / 256, 1, read_share, j);
     j->touch = 0;
     double best = 0.0;
     for (int r = 0; r < reps; r++) {
         double t0 = jb_time_now_s();
-        jb_pool_for(pool, bytes / 128, 1, read_share, j);
+        jb_pool_for(pool, bytes / 256, 1, read_share, j);
         double t = jb_time_now_s() - t0;
         if (t > 0 && (double)bytes / t > best) best = (double)bytes / t;
     }

@@ -257,20 +257,27 @@ AVX2 float molmo_probe_fma_avx2(long iters) {
     return hsum(s);
 }
 
-/* Streaming read: XOR of 4 vectors per 128 bytes (integer ops, one per load, never the
- * bottleneck). */
+/* Streaming read: eight streams (the eighths of the range; see kernels-impl.h), XOR
+ * of one vector per stream per step (integer ops, never the bottleneck). One sequential stream
+ * per core stays well below what the memory system gives several. */
 AVX2 uint64_t molmo_probe_read_avx2(const void *p, size_t n) {
+    size_t q = n / 256; /* vectors of 32 bytes per stream */
     const __m256i *v = p;
-    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
-    for (size_t i = 0; i < n / 32; i += 4) {
-        a = _mm256_xor_si256(a, _mm256_load_si256(v + i));
-        b = _mm256_xor_si256(b, _mm256_load_si256(v + i + 1));
-        c = _mm256_xor_si256(c, _mm256_load_si256(v + i + 2));
-        d = _mm256_xor_si256(d, _mm256_load_si256(v + i + 3));
+    __m256i a[8];
+    for (int s = 0; s < 8; s++) a[s] = _mm256_setzero_si256();
+    for (size_t i = 0; i < q; i++) {
+        a[0] = _mm256_xor_si256(a[0], _mm256_load_si256(v + i));
+        a[1] = _mm256_xor_si256(a[1], _mm256_load_si256(v + q + i));
+        a[2] = _mm256_xor_si256(a[2], _mm256_load_si256(v + 2 * q + i));
+        a[3] = _mm256_xor_si256(a[3], _mm256_load_si256(v + 3 * q + i));
+        a[4] = _mm256_xor_si256(a[4], _mm256_load_si256(v + 4 * q + i));
+        a[5] = _mm256_xor_si256(a[5], _mm256_load_si256(v + 5 * q + i));
+        a[6] = _mm256_xor_si256(a[6], _mm256_load_si256(v + 6 * q + i));
+        a[7] = _mm256_xor_si256(a[7], _mm256_load_si256(v + 7 * q + i));
     }
-    a = _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d));
+    for (int s = 1; s < 8; s++) a[0] = _mm256_xor_si256(a[0], a[s]);
     uint64_t out[4];
-    _mm256_storeu_si256((__m256i *)out, a);
+    _mm256_storeu_si256((__m256i *)out, a[0]);
     return out[0] ^ out[1] ^ out[2] ^ out[3];
 }
 
