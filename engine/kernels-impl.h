@@ -190,7 +190,9 @@ int molmo_probe_sgemm(int m, int n, int k, int from_bf16, int threads, int reps,
                       double *flop_per_s, struct jb_err *err);
 
 /* Decode matvec throughput of one kernel at (n_out, n_in) on the pool: weight bytes read per
- * second, best of reps (random weights, allocated here). Errors: JB_ENOMEM, JB_EINVAL. */
+ * second, best of reps. Random weights, allocated here, in copies totalling more than 512 MiB
+ * that successive calls cycle through, so that no call finds its weights in the cache (decode
+ * reads every layer's weights once per token). Errors: JB_ENOMEM, JB_EINVAL. */
 int molmo_probe_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
                        enum molmo_weight_type type, int n_out, int n_in, int reps,
                        double *bytes_per_s, struct jb_err *err);
