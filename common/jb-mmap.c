@@ -89,6 +89,26 @@ out:
     return rc;
 }
 
+int jb_mkdir_p(const char *dir, struct jb_err *err) {
+    char *p = strdup(dir);
+    if (!p) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                rc = jb_err_errno(err, errno, "%s: cannot create the directory", p);
+                break;
+            }
+            *s = c;
+            if (!c) break;
+        }
+    }
+    free(p);
+    return rc;
+}
+
 static int fsync_dir_of(const char *path) {
     char *copy = strdup(path);
     if (!copy) return -1;

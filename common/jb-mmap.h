@@ -26,6 +26,10 @@ void jb_mmap_close(struct jb_mmap *map);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer; *len_out may be NULL. */
 int jb_file_read_all(const char *path, char **out, size_t *len_out, struct jb_err *err);
 
+/* Creates dir and its missing parents (mode 0755), like `mkdir -p`; an existing directory is
+ * fine. The error names the component that could not be created. */
+int jb_mkdir_p(const char *dir, struct jb_err *err);
+
 /* Writes data to path durably: a temporary file beside it, fsync, rename, fsync of the directory.
  * A reader sees the old or the new file, never a partial one. */
 int jb_file_write_atomic(const char *path, const void *data, size_t len, struct jb_err *err);

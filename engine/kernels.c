@@ -1,123 +1,113 @@
-/* CPU feature detection, the run-time choice of kernels, and the row-split matvec on the pool. */
+/* kernels.c: the float32 building blocks of every stage: products with weights in their stored
+ * dtype (OpenBLAS), LayerNorm, RMSNorm, softmax, the scratch arena. */
 #include "config.h"
 
-#include "engine/kernels-impl.h"
+#include "engine/model-impl.h"
 
-#include "common/jb-pool.h"
-
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__)
-#include <cpuid.h>
+/* Weight rows converted per tile: 64 Ki floats (256 KiB) stays in L2 while OpenBLAS reads it. */
+#define TILE_FLOATS ((size_t)1 << 16)
 
-/* XCR0: which register states the OS saves (bits 1-2 SSE/AVX, 5-7 opmask and ZMM). */
-static uint64_t xgetbv0(void) {
-    uint32_t lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return ((uint64_t)hi << 32) | lo;
+void *molmo_arena_alloc(struct molmo_arena *a, size_t bytes) {
+    size_t at = (a->used + 63) & ~(size_t)63;  /* cache-line aligned */
+    if (at > a->cap || bytes > a->cap - at) return NULL;
+    a->used = at + bytes;
+    if (a->used > a->high) a->high = a->used;
+    return a->base + at;
 }
-#endif
 
-struct molmo_cpu molmo_cpu_detect(void) {
-    struct molmo_cpu c = {0};
-    c.best = MOLMO_ISA_SCALAR;
-#if defined(__x86_64__)
-    unsigned a, b, cx, d;
-    if (!__get_cpuid(1, &a, &b, &cx, &d)) return c;
-    int osxsave = (cx >> 27) & 1, avx = (cx >> 28) & 1;
-    c.fma = (cx >> 12) & 1;
-    c.f16c = (cx >> 29) & 1;
-    uint64_t xcr0 = osxsave ? xgetbv0() : 0;
-    int os_avx = (xcr0 & 0x6) == 0x6, os_avx512 = (xcr0 & 0xe6) == 0xe6;
-    if (!avx || !os_avx) {
-        c.fma = c.f16c = 0;
-        return c;
+size_t molmo_linear_scratch_floats(int in_dim) {
+    return (size_t)in_dim > TILE_FLOATS ? (size_t)in_dim : TILE_FLOATS;
+}
+
+void molmo_tensor_rows(float *dst, const struct molmo_tensor *t, size_t r0, size_t n) {
+    size_t cols = t->ndim >= 2 ? (size_t)t->shape[t->ndim - 1] : 1;
+    const unsigned char *src = (const unsigned char *)t->data + r0 * cols * molmo_dtype_size(t->dt);
+    molmo_convert_to_f32(dst, src, t->dt, n * cols);
+}
+
+void molmo_linear(struct molmo_arena *a, float *y, const float *x, int T,
+                  const struct molmo_tensor *w, const float *b) {
+    int out = (int)w->shape[0], in = (int)w->shape[1];
+    if (w->dt == MOLMO_DTYPE_F32 && ((uintptr_t)w->data & (sizeof(float) - 1)) == 0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in,
+                    (const float *)w->data, in, 0.0f, y, out);
+    } else {
+        /* Stored BF16/F16 (or misaligned F32): convert a tile of rows, multiply, repeat. The
+         * conversion is exact, so the result equals the float32 product of the same values. */
+        size_t mark = molmo_arena_mark(a);
+        size_t rows = TILE_FLOATS / (size_t)in;
+        if (rows == 0) rows = 1;
+        float *tile = molmo_arena_alloc(a, rows * (size_t)in * sizeof(float));
+        /* the arena is sized at load for the largest tile: running out is our bug */
+        if (!tile) __builtin_trap();
+        for (size_t r0 = 0; r0 < (size_t)out; r0 += rows) {
+            size_t n = (size_t)out - r0 < rows ? (size_t)out - r0 : rows;
+            molmo_tensor_rows(tile, w, r0, n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n, in, 1.0f, x, in, tile,
+                        in, 0.0f, y + r0, out);
+        }
+        molmo_arena_reset(a, mark);
     }
-    if (__get_cpuid_count(7, 0, &a, &b, &cx, &d)) {
-        c.avx2 = (b >> 5) & 1;
-        if (os_avx512) {
-            c.avx512f = (b >> 16) & 1;
-            c.avx512bw = (b >> 30) & 1;
-            c.avx512vl = (b >> 31) & 1;
-            c.avx512vnni = (cx >> 11) & 1;
-            unsigned max_sub = a;
-            if (max_sub >= 1 && __get_cpuid_count(7, 1, &a, &b, &cx, &d))
-                c.avx512bf16 = (a >> 5) & 1;
+    if (b) {
+        for (int t = 0; t < T; t++) {
+            float *yt = y + (size_t)t * out;
+            for (int o = 0; o < out; o++) yt[o] += b[o];
         }
     }
-    if (c.avx2 && c.fma && c.f16c) c.best = MOLMO_ISA_AVX2;
-    if (c.best == MOLMO_ISA_AVX2 && c.avx512f && c.avx512bw && c.avx512vl && c.avx512bf16 &&
-        c.avx512vnni)
-        c.best = MOLMO_ISA_AVX512;
-#endif
-    return c;
 }
 
-static const char *const isa_names[] = {
-    [MOLMO_ISA_SCALAR] = "scalar",
-    [MOLMO_ISA_AVX2] = "avx2+fma",
-    [MOLMO_ISA_AVX512] = "avx512-bf16/vnni",
-    [MOLMO_ISA_BEST] = "best",
-};
-
-const char *molmo_isa_name(enum molmo_isa isa) {
-    return isa <= MOLMO_ISA_BEST ? isa_names[isa] : "?";
-}
-
-int molmo_isa_parse(const char *name, enum molmo_isa *out) {
-    for (int i = 0; i <= MOLMO_ISA_BEST; i++) {
-        if (strcmp(name, isa_names[i]) == 0) {
-            *out = (enum molmo_isa)i;
-            return 0;
+/* y (T,D) = (x - mean) / sqrt(var + eps) * g + b, biased variance as torch.nn.LayerNorm. */
+void molmo_layernorm(float *y, const float *x, const float *g, const float *b, int T, int D,
+                     float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * D;
+        float *yt = y + (size_t)t * D;
+        double s = 0.0;
+        for (int i = 0; i < D; i++) s += xt[i];
+        float mean = (float)(s / D);
+        double v = 0.0;
+        for (int i = 0; i < D; i++) {
+            double d = (double)xt[i] - mean;
+            v += d * d;
         }
-    }
-    if (strcmp(name, "avx2") == 0) return *out = MOLMO_ISA_AVX2, 0;
-    if (strcmp(name, "avx512") == 0) return *out = MOLMO_ISA_AVX512, 0;
-    return -1;
-}
-
-enum molmo_isa molmo_kernels_init(struct molmo_kernels *k, struct molmo_cpu cpu,
-                                  enum molmo_isa want) {
-    enum molmo_isa isa = want >= MOLMO_ISA_BEST || want > cpu.best ? cpu.best : want;
-    static const struct molmo_kernels *const tables[] = {
-        &molmo_kernels_scalar, &molmo_kernels_avx2, &molmo_kernels_avx512};
-    *k = *tables[isa];
-    /* Fill gaps from the lower tables; the scalar one is complete. */
-    for (int i = (int)isa - 1; i >= 0; i--) {
-        if (!k->matvec_f32) k->matvec_f32 = tables[i]->matvec_f32;
-        if (!k->matvec_bf16) k->matvec_bf16 = tables[i]->matvec_bf16;
-        if (!k->matvec_q8_0_f32) k->matvec_q8_0_f32 = tables[i]->matvec_q8_0_f32;
-        if (!k->matvec_q8_0) k->matvec_q8_0 = tables[i]->matvec_q8_0;
-        if (!k->quantize_q8_x) k->quantize_q8_x = tables[i]->quantize_q8_x;
-    }
-    return isa;
-}
-
-struct matvec_job {
-    const struct molmo_kernels *k;
-    enum molmo_weight_type type;
-    float *y;
-    const void *w;
-    const float *x;
-    const struct molmo_q8_x *xq;
-    int n_in;
-};
-
-static void matvec_rows(void *ctx, size_t begin, size_t end, int thread) {
-    const struct matvec_job *j = ctx;
-    (void)thread;
-    int r0 = (int)begin, r1 = (int)end;
-    switch (j->type) {
-    case MOLMO_WEIGHT_F32: j->k->matvec_f32(j->y, j->w, j->x, j->n_in, r0, r1); break;
-    case MOLMO_WEIGHT_BF16: j->k->matvec_bf16(j->y, j->w, j->x, j->n_in, r0, r1); break;
-    case MOLMO_WEIGHT_Q8_0: j->k->matvec_q8_0(j->y, j->w, j->xq, r0, r1); break;
-    case MOLMO_WEIGHT_Q8_0_F32: j->k->matvec_q8_0_f32(j->y, j->w, j->x, j->n_in, r0, r1); break;
+        float r = 1.0f / sqrtf((float)(v / D) + eps);
+        for (int i = 0; i < D; i++) yt[i] = (xt[i] - mean) * r * g[i] + b[i];
     }
 }
 
-void molmo_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
-                  enum molmo_weight_type type, float *y, const void *w, const float *x,
-                  const struct molmo_q8_x *xq, int n_out, int n_in) {
-    struct matvec_job j = {k, type, y, w, x, xq, n_in};
-    jb_pool_for(pool, (size_t)n_out, 4, matvec_rows, &j);
+/* y (T,D) = x / sqrt(mean(x²) + eps) * g (molmo.md §7.2). y may equal x. */
+void molmo_rmsnorm(float *y, const float *x, const float *g, int T, int D, float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * D;
+        float *yt = y + (size_t)t * D;
+        double ss = 0.0; /* double: D reaches 8192 */
+        for (int i = 0; i < D; i++) ss += (double)xt[i] * xt[i];
+        float r = 1.0f / sqrtf((float)(ss / D) + eps);
+        for (int i = 0; i < D; i++) yt[i] = xt[i] * r * g[i];
+    }
+}
+
+/* In place over n values, max-subtracted. */
+void molmo_softmax(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double s = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        s += x[i];
+    }
+    float inv = (float)(1.0 / s);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+int32_t molmo_argmax(const float *logits, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    return best;
 }

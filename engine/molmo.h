@@ -3,16 +3,25 @@
  * The engine knows nothing about energy: it reports phase boundaries through a callback.
  * Specification: shared/design/molmo.md.
  *
+ *     struct molmo_model *m;
+ *     if (molmo_model_load(&m, "Molmo-7B-D-0924", NULL, &err) < 0) return err.code;
+ *     struct molmo_gen_opts o = {.max_new_tokens = 12};
+ *     struct molmo_result r = {0};
+ *     if (molmo_generate_file(m, "cat.jpg", "What is this?", &o, &r, &err) == 0) puts(r.text);
+ *     molmo_result_free(&r);
+ *     molmo_model_free(m);
+ *
  *     float f[4];
  *     molmo_convert_to_f32(f, raw, MOLMO_DTYPE_BF16, 4);   // stored dtype -> working f32
- *     enum molmo_dtype dt;
- *     molmo_dtype_parse("BF16", &dt);                      // safetensors dtype tag
  */
 #ifndef MOLMO_H
 #define MOLMO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct jb_err;
 
 /* Element types a checkpoint may store (safetensors tags F32, BF16, F16). */
 enum molmo_dtype {
@@ -34,5 +43,81 @@ void molmo_convert_to_f32(float *dst, const void *src, enum molmo_dtype dt, size
 
 /* Rounds float32 to bfloat16 bits, to nearest even (NaN stays NaN). */
 uint16_t molmo_f32_to_bf16(float x);
+
+/* ---- model ------------------------------------------------------------------------------- */
+
+struct molmo_model; /* opaque: config, mapped weights, tokenizer, KV cache, scratch arena */
+
+struct molmo_load_opts {
+    int max_seq;    /* KV cache capacity in tokens; 0 = config's max_position_embeddings */
+    int max_crops;  /* crops per image buffers are sized for; 0 = 13 (12 + global) */
+    int n_threads;  /* OpenBLAS threads; 0 = leave OpenBLAS's default */
+};
+
+/* Loads a checkpoint directory as released (config.json, model.safetensors.index.json and its
+ * shards memory-mapped in their stored dtype, tokenizer.json, preprocessor_config.json,
+ * generation_config.json) and sizes every buffer a generation needs. opts may be NULL. Errors
+ * name the file and the tensor or field. */
+int molmo_model_load(struct molmo_model **out, const char *dir, const struct molmo_load_opts *opts,
+                     struct jb_err *err);
+void molmo_model_free(struct molmo_model *m); /* NULL is a no-op */
+
+/* Bytes of weight files mapped, and of scratch (KV cache and activations) reserved at load. */
+size_t molmo_model_file_bytes(const struct molmo_model *m);
+size_t molmo_model_scratch_bytes(const struct molmo_model *m);
+
+/* The number of threads the matrix products run on (the load option, or OpenBLAS's own
+ * default when it was 0), for the records. */
+int molmo_model_n_threads(const struct molmo_model *m);
+
+/* ---- generation --------------------------------------------------------------------------- */
+
+enum molmo_phase {
+    MOLMO_PHASE_PREPROCESS,  /* image decode, crops, tokenization */
+    MOLMO_PHASE_VISION,      /* ViT + connector over every crop */
+    MOLMO_PHASE_PREFILL,     /* the LLM over the whole prompt */
+    MOLMO_PHASE_DECODE,      /* all decode steps */
+    MOLMO_PHASE_DECODE_STEP, /* one decode step; step = its index from 0 */
+};
+#define MOLMO_N_PHASES 5
+
+/* Called at the beginning (begin = true) and the end of each phase, on the calling thread.
+ * step is the decode step index for MOLMO_PHASE_DECODE_STEP, else -1. */
+typedef void (*molmo_phase_fn)(void *user, enum molmo_phase phase, bool begin, int step);
+
+struct molmo_gen_opts {
+    int max_new_tokens;      /* token budget; 0 = 12 */
+    bool no_stop;            /* ignore EOS: always generate max_new_tokens */
+    molmo_phase_fn on_phase; /* may be NULL */
+    void *user;
+    const char *dump_dir;    /* when set, stage tensors are written there as .npy with the
+                                golden names (input_ids, images, ..., decode_logits) */
+};
+
+struct molmo_result {
+    char *text;               /* the answer, special tokens skipped (malloc'd) */
+    int32_t *ids;             /* generated ids, EOS included when it stopped there (malloc'd) */
+    size_t n_ids;
+    size_t n_prompt_tokens;   /* BOS + image + text tokens */
+    size_t n_image_tokens;
+    int n_crops;
+    bool stopped_on_eos;
+    double phase_s[MOLMO_N_PHASES]; /* seconds per phase (DECODE_STEP: the sum of steps) */
+};
+
+/* Answers prompt about an image given as a file path, or as encoded PNG/JPEG bytes (name is
+ * used in messages). The prompt becomes " User: " + prompt + " Assistant:" after the image
+ * tokens (molmo.md §3.2); greedy decoding stops on EOS or the token budget. The model is
+ * reusable: call again for the next sample. r must be zeroed or freed before the call. */
+int molmo_generate_file(struct molmo_model *m, const char *image_path, const char *prompt,
+                        const struct molmo_gen_opts *o, struct molmo_result *r,
+                        struct jb_err *err);
+int molmo_generate_bytes(struct molmo_model *m, const void *image, size_t len, const char *name,
+                         const char *prompt, const struct molmo_gen_opts *o,
+                         struct molmo_result *r, struct jb_err *err);
+void molmo_result_free(struct molmo_result *r); /* frees and zeroes; NULL is a no-op */
+
+/* The phase's name ("preprocess", "vision", "prefill", "decode", "decode_step"). */
+const char *molmo_phase_name(enum molmo_phase p);
 
 #endif /* MOLMO_H */

@@ -13,6 +13,10 @@
  * Decoding maps every token's characters back through the byte alphabet (a token with a character
  * outside it, such as an added "   ", is taken as its raw UTF-8, as tokenizers' ByteLevel decoder
  * does) and repairs invalid UTF-8 with U+FFFD like Rust's String::from_utf8_lossy.
+ *
+ * Known limits: character properties (\p{L}, \p{N}, White_Space) come from PCRE2's Unicode
+ * tables (Unicode 14 in PCRE2 10.42), so a character assigned later (e.g. CJK Extension H,
+ * Unicode 15) is unassigned here; added tokens with lstrip/rstrip/single_word true are refused.
  */
 #include "config.h"
 
@@ -52,6 +56,8 @@ struct stage {
 
 struct added_token {
     uint32_t off, len;              /* content in tok->strs */
+    uint32_t moff, mlen;            /* the form matched in text: the content, normalized when
+                                       "normalized" (tokenizers normalizes it for its trie) */
     int32_t id;
     bool normalized, special;
 };
@@ -275,6 +281,34 @@ static int get_type(const json_t *obj, const char **out, const char *path, const
     return 0;
 }
 
+/* s[0..*n) through the file's normalizers: a malloc'd buffer and its length in *n, or NULL with
+ * a utf8proc error code in *errc (JB_ENOMEM-like failures included). */
+static unsigned char *normalize_chain(const struct molmo_tokenizer *tok, const char *s,
+                                      size_t *n, utf8proc_ssize_t *errc) {
+    static const int opts[] = {
+        [NORM_NFC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE,
+        [NORM_NFD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
+        [NORM_NFKC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
+        [NORM_NFKD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
+    };
+    unsigned char *cur = NULL;
+    for (int i = 0; i < tok->n_norm; i++) {
+        unsigned char *next = NULL;
+        utf8proc_ssize_t m = utf8proc_map(cur ? cur : (const unsigned char *)s,
+                                          (utf8proc_ssize_t)*n, &next,
+                                          (utf8proc_option_t)opts[tok->norm[i]]);
+        free(cur);
+        if (m < 0) {
+            free(next);
+            *errc = m;
+            return NULL;
+        }
+        cur = next;
+        *n = (size_t)m;
+    }
+    return cur;
+}
+
 static int parse_normalizer(struct molmo_tokenizer *tok, const json_t *n, const char *path,
                             const char *where, struct jb_err *err) {
     if (!n || json_is_null(n)) return 0;
@@ -311,18 +345,91 @@ static int parse_normalizer(struct molmo_tokenizer *tok, const json_t *n, const 
                       path, where, type);
 }
 
+/* tokenizers matches with Oniguruma, whose Unicode escapes differ from PCRE2's in UCP mode:
+ * Onig's \s is White_Space (PCRE2 adds U+180E through \h), Onig's \w is L|M|N|Pc (PCRE2 10.42:
+ * L|N|_), and Onig's \h is a hex digit (PCRE2: horizontal space). Those are rewritten to
+ * explicit classes; the few with no exact rewrite here are rejected. *out is malloc'd. */
+static int onig_to_pcre2(const char *pat, size_t len, char **out, size_t *out_len,
+                         const char *path, const char *where, struct jb_err *err) {
+    static const char word[] = "\\p{L}\\p{M}\\p{N}\\p{Pc}", hex[] = "0-9a-fA-F";
+    char *o = malloc(32 * len + 1);
+    size_t n = 0;
+    bool in_class = false;
+    if (!o) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+#define PUT(str) (memcpy(o + n, (str), strlen(str)), n += strlen(str))
+    for (size_t i = 0; i < len; i++) {
+        char c = pat[i];
+        if (c == '\\' && i + 1 < len) {
+            char d = pat[++i];
+            const char *bad = NULL;
+            if (d == 's') PUT("\\p{White_Space}");
+            else if (d == 'S') PUT("\\P{White_Space}");
+            else if (d == 'w' || d == 'h') {
+                if (!in_class) PUT("[");
+                PUT(d == 'w' ? word : hex);
+                if (!in_class) PUT("]");
+            } else if (d == 'W' || d == 'H') {
+                if (in_class) bad = d == 'W' ? "\\W inside [...]" : "\\H inside [...]";
+                else {
+                    PUT("[^");
+                    PUT(d == 'W' ? word : hex);
+                    PUT("]");
+                }
+            } else if ((d == 'b' && !in_class) || d == 'B') bad = "word boundaries (\\b, \\B)";
+            else if (d == 'Q') bad = "\\Q...\\E";
+            else {
+                o[n++] = c;
+                o[n++] = d;
+            }
+            if (bad) {
+                free(o);
+                return jb_err_set(err, JB_EUNSUPPORTED,
+                                  "%s: %s: %s not supported (Oniguruma semantics)", path, where,
+                                  bad);
+            }
+            continue;
+        }
+        if (in_class && c == '[' && i + 1 < len && pat[i + 1] == ':') {
+            free(o);
+            return jb_err_set(err, JB_EUNSUPPORTED,
+                              "%s: %s: POSIX bracket classes not supported (Oniguruma semantics)",
+                              path, where);
+        }
+        o[n++] = c;
+        if (!in_class && c == '[') {
+            in_class = true;
+            if (i + 1 < len && pat[i + 1] == '^') o[n++] = pat[++i];
+            if (i + 1 < len && pat[i + 1] == ']') o[n++] = pat[++i];   /* a literal ']' */
+        } else if (in_class && c == ']') {
+            in_class = false;
+        }
+    }
+#undef PUT
+    o[n] = '\0';
+    *out = o;
+    *out_len = n;
+    return 0;
+}
+
 static int compile_re(pcre2_code **out, const char *pat, size_t len, bool literal,
                       const char *path, const char *where, struct jb_err *err) {
     int ec;
     PCRE2_SIZE eo;
-    /* UCP: \s, \d and case folding by Unicode properties, as Oniguruma in tokenizers */
+    char *conv = NULL;
+    size_t conv_len = len;
+    if (!literal) {
+        int rc = onig_to_pcre2(pat, len, &conv, &conv_len, path, where, err);
+        if (rc) return rc;
+    }
+    /* UCP: \p, \d and case folding by Unicode properties, as Oniguruma in tokenizers */
     uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
-    *out = pcre2_compile((PCRE2_SPTR)pat, len, opts, &ec, &eo, NULL);
+    *out = pcre2_compile((PCRE2_SPTR)(conv ? conv : pat), conv_len, opts, &ec, &eo, NULL);
+    free(conv);
     if (!*out) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
-        return jb_err_set(err, JB_EFORMAT, "%s: %s: bad regex at offset %zu: %s", path, where,
-                          (size_t)eo, (const char *)msg);
+        return jb_err_set(err, JB_EFORMAT, "%s: %s: bad regex (%s)", path, where,
+                          (const char *)msg);
     }
     pcre2_jit_compile(*out, PCRE2_JIT_COMPLETE);        /* falls back to the interpreter */
     return 0;
@@ -409,7 +516,8 @@ static int parse_pretok(struct molmo_tokenizer *tok, const json_t *p, const char
                       path, where, type);
 }
 
-/* The merged token of a merge line, as a new string "ab" (malloc'd) with a and b's ids. */
+/* Merge line i ("a b", or ["a", "b"] in newer files) as the ids of a, b and of the merged
+ * token ab; all three must be in the vocabulary (tokenizers refuses the file otherwise). */
 static int parse_merge(const struct molmo_tokenizer *tok, const json_t *m, size_t i,
                        int32_t *a, int32_t *b, int32_t *ab, const char *path,
                        struct jb_err *err) {
@@ -586,9 +694,9 @@ static int cmp_matcher(const void *x, const void *y, void *ctx) {
     const struct molmo_tokenizer *tok = ctx;
     const struct added_token *a = &tok->added[*(const uint32_t *)x];
     const struct added_token *b = &tok->added[*(const uint32_t *)y];
-    unsigned char fa = (unsigned char)tok->strs[a->off], fb = (unsigned char)tok->strs[b->off];
+    unsigned char fa = (unsigned char)tok->strs[a->moff], fb = (unsigned char)tok->strs[b->moff];
     if (fa != fb) return fa < fb ? -1 : 1;
-    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    if (a->mlen != b->mlen) return a->mlen > b->mlen ? -1 : 1;
     return a->id < b->id ? -1 : a->id > b->id;
 }
 
@@ -601,7 +709,7 @@ static int build_matcher(struct molmo_tokenizer *tok, struct matcher *m, bool no
     qsort_r(m->order, m->n, sizeof *m->order, cmp_matcher, tok);
     uint32_t j = 0;
     for (int b = 0; b <= 256; b++) {
-        while (j < m->n && (unsigned char)tok->strs[tok->added[m->order[j]].off] < b) j++;
+        while (j < m->n && (unsigned char)tok->strs[tok->added[m->order[j]].moff] < b) j++;
         m->start[b] = j;
     }
     m->start[256] = m->n;
@@ -651,14 +759,14 @@ static int parse_added(struct molmo_tokenizer *tok, const json_t *added, const c
         if (strs_add(tok, cs, cl, &t->off) < 0)
             return jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
         t->len = (uint32_t)cl;
+        t->moff = t->off;
+        t->mlen = t->len;
         t->id = id;
         t->normalized = normalized;
         t->special = special;
         tok->flags[id] |= F_ADDED | (special ? F_SPECIAL : 0);
         tok->added_of[id] = (int32_t)tok->n_added++;
     }
-    if (build_matcher(tok, &tok->m_raw, false) < 0 || build_matcher(tok, &tok->m_norm, true) < 0)
-        return jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
     return 0;
 }
 
@@ -727,6 +835,25 @@ int molmo_tokenizer_load(struct molmo_tokenizer **out, const char *path, struct 
         (rc = parse_normalizer(tok, json_object_get(root, "normalizer"), path, "normalizer",
                                err)))
         goto out;
+    for (size_t i = 0; i < tok->n_added && tok->n_norm > 0; i++) {
+        struct added_token *t = &tok->added[i];
+        if (!t->normalized) continue;
+        size_t n = t->len;
+        utf8proc_ssize_t errc = 0;
+        unsigned char *norm = normalize_chain(tok, tok->strs + t->off, &n, &errc);
+        if (!norm || n == 0 || strs_add(tok, (const char *)norm, n, &t->moff) < 0) {
+            free(norm);
+            rc = jb_err_set(err, JB_EFORMAT, "%s: added_tokens[%zu].content: cannot normalize",
+                            path, i);
+            goto out;
+        }
+        free(norm);
+        t->mlen = (uint32_t)n;
+    }
+    if (build_matcher(tok, &tok->m_raw, false) < 0 || build_matcher(tok, &tok->m_norm, true) < 0) {
+        rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
     const json_t *pre = json_object_get(root, "pre_tokenizer");
     if (!pre || json_is_null(pre)) {
         rc = jb_err_set(err, JB_EUNSUPPORTED,
@@ -805,6 +932,8 @@ struct enc {
     struct spans spans[MAX_STAGES];
     char *pfx;                      /* ByteLevel's add_prefix_space copy */
     size_t pfx_cap;
+    char *word;                     /* a word in byte-alphabet characters (ignore_merges) */
+    size_t word_cap;
     /* BPE scratch */
     int32_t *sym;
     int32_t *nxt, *prv;
@@ -893,14 +1022,13 @@ static int bpe(struct enc *e, const char *s, size_t n) {
     const struct molmo_tokenizer *tok = e->tok;
     if (n == 1) return emit(e, &tok->byte_id[(unsigned char)s[0]], 1);
     if (tok->ignore_merges) {                         /* a word in the vocabulary is kept whole */
-        char buf[4 * 64];
-        if (n <= 64) {
-            size_t m = 0;
-            for (size_t i = 0; i < n; i++)
-                m += (size_t)put_utf8(buf + m, tok->byte_cp[(unsigned char)s[i]]);
-            int32_t id = vocab_find(tok, buf, m);
-            if (id >= 0) return emit(e, &id, 1);
-        }
+        /* alphabet characters are below U+0800: at most 2 UTF-8 bytes per byte */
+        if (grow((void **)&e->word, &e->word_cap, 2 * n, 1) < 0) return enc_nomem(e);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            m += (size_t)put_utf8(e->word + m, tok->byte_cp[(unsigned char)s[i]]);
+        int32_t id = vocab_find(tok, e->word, m);
+        if (id >= 0) return emit(e, &id, 1);
     }
     struct cache_slot *slot = NULL;
     uint64_t h = 0;
@@ -1103,9 +1231,9 @@ static int split_added(struct enc *e, const struct matcher *m, const char *s, si
             const struct added_token *hit = NULL;
             for (uint32_t j = m->start[b]; j < m->start[b + 1]; j++) {
                 const struct added_token *t = &tok->added[m->order[j]];
-                const char *c = tok->strs + t->off;
-                if (t->len <= n - i && (t->len == 1 || c[1] == s[i + 1]) &&
-                    memcmp(c, s + i, t->len) == 0) {
+                const char *c = tok->strs + t->moff;
+                if (t->mlen <= n - i && (t->mlen == 1 || c[1] == s[i + 1]) &&
+                    memcmp(c, s + i, t->mlen) == 0) {
                     hit = t;
                     break;
                 }
@@ -1115,8 +1243,8 @@ static int split_added(struct enc *e, const struct matcher *m, const char *s, si
                 continue;
             }
             if (i > seg && (rc = fn(e, s + seg, i - seg, -1))) return rc;
-            if ((rc = fn(e, s + i, hit->len, hit->id))) return rc;
-            i += hit->len;
+            if ((rc = fn(e, s + i, hit->mlen, hit->id))) return rc;
+            i += hit->mlen;
             seg = i;
         }
     }
@@ -1131,33 +1259,16 @@ static int on_normalized_piece(struct enc *e, const char *s, size_t n, int32_t i
 /* Applies the normalizers to s[0..n) once, appending to out. */
 static int normalize_run(struct enc *e, const char *s, size_t n, char **out, size_t *len,
                          size_t *cap) {
-    static const int opts[] = {
-        [NORM_NFC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE,
-        [NORM_NFD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
-        [NORM_NFKC] = UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
-        [NORM_NFKD] = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
-    };
-    const struct molmo_tokenizer *tok = e->tok;
-    unsigned char *cur = NULL;
-    for (int i = 0; i < tok->n_norm; i++) {
-        unsigned char *next = NULL;
-        utf8proc_ssize_t m = utf8proc_map(cur ? cur : (const unsigned char *)s,
-                                          (utf8proc_ssize_t)n, &next,
-                                          (utf8proc_option_t)opts[tok->norm[i]]);
-        free(cur);
-        if (m < 0) {
-            free(next);
-            return jb_err_set(e->err, JB_EINVAL, "tokenizer: normalization failed: %s",
-                              utf8proc_errmsg(m));
-        }
-        cur = next;
-        n = (size_t)m;
-    }
+    utf8proc_ssize_t errc = 0;
+    unsigned char *norm = normalize_chain(e->tok, s, &n, &errc);
+    if (!norm)
+        return jb_err_set(e->err, JB_EINVAL, "tokenizer: normalization failed: %s",
+                          utf8proc_errmsg(errc));
     int rc = 0;
     if (grow((void **)out, cap, *len + n, 1) < 0) rc = enc_nomem(e);
-    else memcpy(*out + *len, cur, n);
+    else memcpy(*out + *len, norm, n);
     *len += rc ? 0 : n;
-    free(cur);
+    free(norm);
     return rc;
 }
 
@@ -1228,6 +1339,7 @@ out:
     pcre2_match_data_free(e.md);
     for (int k = 0; k < MAX_STAGES; k++) free(e.spans[k].v);
     free(e.pfx);
+    free(e.word);
     free(e.sym);
     free(e.nxt);
     free(e.prv);

@@ -10,8 +10,20 @@
 
 const struct harness_cmd *const harness_cmds[] = {
     &cmd_bench,
+    &cmd_run,
+    &cmd_generate,
     &cmd_meters,
+    &cmd_measure,
+    &cmd_suites,
+    &cmd_score,
+    &cmd_synth,
+    &cmd_report,
+    &cmd_compare,
+    &cmd_history,
+    &cmd_init_model,
+    &cmd_convert,
     &cmd_tokenize,
+    &cmd_tensors,
     NULL,
 };
 

@@ -25,11 +25,29 @@ int harness_usage_error(const char *cmd, const char *fmt, ...) __attribute__((fo
 /* Prints "joulebench: <message>" to stderr; returns 2 (the exit status for errors). */
 int harness_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+struct meter;
+
+/* Logs what the meter noted while choosing its backend: problems the user can fix (counters
+ * readable by root only, a shortened sampling period) as warnings, the rest at info level. */
+void harness_log_meter_notes(const struct meter *m);
+
 /* The version line: "joulebench 0.1.0 (commit 1a2b3c4d5e6f)". */
 const char *harness_version_string(void);
 
 extern const struct harness_cmd cmd_bench;
+extern const struct harness_cmd cmd_compare;
+extern const struct harness_cmd cmd_convert;
+extern const struct harness_cmd cmd_generate;
+extern const struct harness_cmd cmd_history;
+extern const struct harness_cmd cmd_init_model;
+extern const struct harness_cmd cmd_measure;
 extern const struct harness_cmd cmd_meters;
+extern const struct harness_cmd cmd_report;
+extern const struct harness_cmd cmd_run;
+extern const struct harness_cmd cmd_score;
+extern const struct harness_cmd cmd_suites;
+extern const struct harness_cmd cmd_synth;
 extern const struct harness_cmd cmd_tokenize;
+extern const struct harness_cmd cmd_tensors;
 
 #endif /* HARNESS_H */

@@ -2,10 +2,27 @@ noinst_LIBRARIES += harness/libharness.a
 harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 harness_libharness_a_SOURCES = \
 	harness/cmd-bench.c \
+	harness/cmd-compare.c \
+	harness/cmd-convert.c \
+	harness/cmd-generate.c \
+	harness/cmd-history.c \
+	harness/cmd-init-model.c \
+	harness/cmd-measure.c \
 	harness/cmd-meters.c \
+	harness/cmd-report.c \
+	harness/cmd-run.c \
+	harness/cmd-score.c \
+	harness/cmd-suites.c \
+	harness/cmd-synth.c \
+	harness/cmd-tensors.c \
 	harness/cmd-tokenize.c \
 	harness/commands.c \
-	harness/harness.h
+	harness/harness.h \
+	harness/machine.c \
+	harness/meter-notes.c \
+	harness/progress.c \
+	harness/run-impl.h \
+	harness/run-loop.c
 # The modules' libraries in dependency order (harness first), then the system libraries.
 JB_ALL_LIBS = harness/libharness.a $(REPORTS_LIBS) $(EVALS_LIBS) $(ENGINE_LIBS) $(ENERGY_LIBS) \
 	common/libjbcommon.a $(JANSSON_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(ZLIB_LIBS) $(PCRE2_LIBS) \

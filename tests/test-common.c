@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 Test(err, set_returns_code_and_formats_message) {
@@ -293,4 +294,26 @@ Test(time, monotonic_clock_advances_over_a_sleep) {
     cr_assert_eq(strlen(iso), 20);
     cr_assert_eq(iso[10], 'T');
     cr_assert_eq(iso[19], 'Z');
+}
+
+Test(mmap, mkdir_p_creates_parents_and_names_the_failing_component) {
+    char *dir = jb_test_tmpdir(), *deep = NULL, *blocked = NULL;
+    cr_assert(asprintf(&deep, "%s/a/b/c", dir) > 0);
+    struct jb_err err = {0};
+    cr_assert_eq(jb_mkdir_p(deep, &err), 0, "%s", err.msg);
+    struct stat st;
+    cr_assert(stat(deep, &st) == 0 && S_ISDIR(st.st_mode));
+    cr_assert_eq(jb_mkdir_p(deep, &err), 0); /* existing: fine */
+    /* a regular file where a directory should be */
+    cr_assert(asprintf(&blocked, "%s/file/sub", dir) > 0);
+    char *file = NULL;
+    cr_assert(asprintf(&file, "%s/file", dir) > 0);
+    jb_test_write_file(file, "x", 1);
+    cr_assert_neq(jb_mkdir_p(blocked, &err), 0);
+    cr_assert(strstr(err.msg, "/file/sub: cannot create the directory"), "%s", err.msg);
+    free(file);
+    free(deep);
+    free(blocked);
+    jb_test_rmtree(dir);
+    free(dir);
 }

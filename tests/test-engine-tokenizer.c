@@ -51,13 +51,10 @@ static void assert_encodes(const struct molmo_tokenizer *tok, const char *text, 
         assert_encodes(tok, text, strlen(text), want_, sizeof want_ / sizeof want_[0], text);  \
     } while (0)
 
-/* Every line of cases.jsonl: {"text": ..., "ids": [...]} from tokenizers' encode (README). */
-static void check_cases(const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tokenizer/%s/tokenizer.json", name);
-    struct molmo_tokenizer *tok = load_golden(rel);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer/%s/cases.jsonl", jb_test_golden_dir(), name);
+/* Every line of a {"text": ..., "ids": [...]} file encodes to its ids, and its ids decode back
+ * to the text (NFC-normalized when the tokenizer normalizes so). */
+static void check_jsonl(const struct molmo_tokenizer *tok, const char *path, size_t want_lines,
+                        bool nfc) {
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "%s", path);
     char *line = NULL;
@@ -76,28 +73,61 @@ static void check_cases(const char *name) {
             want[i] = (int32_t)json_integer_value(json_array_get(ids, i));
         char what[4200];
         snprintf(what, sizeof what, "%s:%zu", path, n_lines);
-        assert_encodes(tok, json_string_value(text), json_string_length(text), want, nw, what);
+        const char *t = json_string_value(text);
+        size_t tl = json_string_length(text);
+        assert_encodes(tok, t, tl, want, nw, what);
+        char *back = NULL;
+        size_t bl = 0;
+        struct jb_err err = {0};
+        cr_assert_eq(molmo_tokenizer_decode_bytes(tok, want, nw, false, &back, &bl, &err), 0,
+                     "%s: %s", what, err.msg);
+        utf8proc_uint8_t *norm = NULL;
+        if (nfc) {
+            utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)t, (utf8proc_ssize_t)tl,
+                                              &norm, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            cr_assert_geq(m, 0);
+            t = (const char *)norm;
+            tl = (size_t)m;
+        }
+        cr_assert(bl == tl && memcmp(back, t, tl) == 0, "%s: the ids do not decode to the text",
+                  what);
+        free(norm);
+        free(back);
         free(want);
         json_decref(obj);
     }
     free(line);
     fclose(f);
-    cr_assert_eq(n_lines, 193, "%s: %zu lines", path, n_lines);
+    cr_assert_eq(n_lines, want_lines, "%s: %zu lines", path, n_lines);
+}
+
+/* The golden cases.jsonl (ids from Hugging Face tokenizers, README there) and 300 random strings
+ * with the ids of an independent encoder (tests/data/tokenizer-fuzz/README). Qwen and MolmoE
+ * declare the NFC normalizer, dolma2 none. */
+static void check_cases(const char *name, bool nfc) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "tokenizer/%s/tokenizer.json", name);
+    struct molmo_tokenizer *tok = load_golden(rel);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer/%s/cases.jsonl", jb_test_golden_dir(), name);
+    check_jsonl(tok, path, 193, nfc);
+    snprintf(path, sizeof path, "%s/tokenizer-fuzz/%s.jsonl", jb_test_data_dir(), name);
+    check_jsonl(tok, path, 300, nfc);
     molmo_tokenizer_free(tok);
 }
 
 /* ---- the released tokenizers ---------------------------------------------------------------- */
 
-Test(tokenizer, qwen_cases_encode_to_the_reference_ids) {
-    check_cases("qwen");
+Test(tokenizer, qwen_cases_and_random_strings_match_the_reference_ids_both_ways) {
+    check_cases("qwen", true);
 }
 
-Test(tokenizer, dolma2_cases_encode_to_the_reference_ids) {
-    check_cases("dolma2");
+Test(tokenizer, dolma2_cases_and_random_strings_match_the_reference_ids_both_ways) {
+    check_cases("dolma2", false);
 }
 
-Test(tokenizer, molmoe_cases_encode_to_the_reference_ids) {
-    check_cases("molmoe-1b");
+Test(tokenizer, molmoe_cases_and_random_strings_match_the_reference_ids_both_ways) {
+    check_cases("molmoe-1b", true);
 }
 
 /* The image tokens are added tokens in MolmoE-1B's file (README table, molmo.md §3.1: 50280
@@ -314,6 +344,67 @@ Test(tokenizer, equal_ranks_merge_leftmost_first) {
     free(dir);
 }
 
+/* model.ignore_merges (tokenizers >= 0.19): a word that is itself in the vocabulary is one token
+ * without merging. Vocabulary ab = 256, abc = 257, merge "a b" only: "abc" is ab + c normally,
+ * abc with ignore_merges; "abd" (not in the vocabulary) merges as usual. */
+Test(tokenizer, ignore_merges_keeps_vocabulary_words_whole) {
+    char *dir = jb_test_tmpdir();
+    static const char *const extra[] = {"ab", "abc", NULL};
+    static const char *const merges[] = {"a b", NULL};
+    struct molmo_tokenizer *tok = make(dir, extra, merges, bytelevel_plain);
+    ENCODES(tok, "abc", 256, 99);
+    molmo_tokenizer_free(tok);
+    char *path = write_tokenizer(dir, extra, merges, bytelevel_plain, NULL);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    cr_assert_not_null(root);
+    json_object_set_new(json_object_get(root, "model"), "ignore_merges", json_true());
+    cr_assert_eq(json_dump_file(root, path, 0), 0);
+    json_decref(root);
+    struct jb_err err = {0};
+    cr_assert_eq(molmo_tokenizer_load(&tok, path, &err), 0, "%s", err.msg);
+    ENCODES(tok, "abc", 257);
+    ENCODES(tok, "abd", 256, 100);
+    molmo_tokenizer_free(tok);
+    free(path);
+    jb_test_rmtree(dir);
+    free(dir);
+}
+
+/* An added token with "normalized": true is looked for in the normalized text, in its normalized
+ * form (tokenizers normalizes the contents it puts in that trie): content "e" U+0301 "x"
+ * (decomposed) with NFC matches both "\u00e9x" and "e\u0301x" in text; it decodes to its content.
+ * Ids: <|endoftext|> 256, the added token 257. */
+Test(tokenizer, normalized_added_tokens_match_in_normalized_form) {
+    char *dir = jb_test_tmpdir();
+    static const char *const none[] = {NULL};
+    char *path = write_tokenizer(dir, none, none, bytelevel_plain, "{\"type\": \"NFC\"}");
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    cr_assert_not_null(root);
+    json_array_append_new(json_object_get(root, "added_tokens"),
+                          json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", 257, "content",
+                                    "e\xcc\x81x", "single_word", 0, "lstrip", 0, "rstrip", 0,
+                                    "normalized", 1, "special", 0));
+    cr_assert_eq(json_dump_file(root, path, 0), 0);
+    json_decref(root);
+    struct molmo_tokenizer *tok = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(molmo_tokenizer_load(&tok, path, &err), 0, "%s", err.msg);
+    ENCODES(tok, "a\xc3\xa9x", 97, 257);
+    ENCODES(tok, "ae\xcc\x81x", 97, 257);
+    ENCODES(tok, "\xc3\xa9y", 0xC3, 0xA9, 121);
+    int32_t id = 257;
+    char *back = NULL;
+    cr_assert_eq(molmo_tokenizer_decode(tok, &id, 1, true, &back, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(back, "e\xcc\x81x");                 /* not special: kept */
+    free(back);
+    molmo_tokenizer_free(tok);
+    free(path);
+    jb_test_rmtree(dir);
+    free(dir);
+}
+
 /* Bytes map through the GPT-2 alphabet: a space is 'Ġ' (byte 0x20 = id 32 here), 'é' is the
  * two bytes C3 A9 (ids 195, 169); the GPT-2 regex keeps " b" as one word so "Ġb" merges. */
 Test(tokenizer, bytes_map_through_the_gpt2_alphabet) {
@@ -383,6 +474,28 @@ Test(tokenizer, split_behaviors_cut_as_tokenizers_does) {
         jb_test_rmtree(dir);
         free(dir);
     }
+}
+
+/* tokenizers matches Split patterns with Oniguruma, whose \s is 0009-000D, 0085 and the Zs, Zl,
+ * Zp categories (Oniguruma's RE doc), i.e. White_Space: U+0085 (NEL) is whitespace, U+180E
+ * (Mongolian vowel separator, Cf since Unicode 6.3) is not (PCRE2's own \s would take it).
+ * Pattern \s removed: "a<U+180E> b" -> "a<U+180E>" | "b"; "a<U+0085>b" -> "a" | "b". Each byte
+ * is its own id here (no merges). */
+Test(tokenizer, split_regex_whitespace_is_onigurumas) {
+    char *dir = jb_test_tmpdir();
+    static const char *const none[] = {NULL};
+    char pre[512];
+    snprintf(pre, sizeof pre,
+             "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+             "{\"Regex\": \"\\\\s\"}, \"behavior\": \"Removed\", \"invert\": false}, %s]}",
+             bytelevel_plain);
+    struct molmo_tokenizer *tok = make(dir, none, none, pre);
+    ENCODES(tok, "a\xe1\xa0\x8e b", 97, 0xE1, 0xA0, 0x8E, 98);
+    ENCODES(tok, "a\xc2\x85" "b", 97, 98);
+    ENCODES(tok, "a\xe3\x80\x80" "b", 97, 98);                /* U+3000 is Zs */
+    molmo_tokenizer_free(tok);
+    jb_test_rmtree(dir);
+    free(dir);
 }
 
 /* ---- errors -------------------------------------------------------------------------------- */

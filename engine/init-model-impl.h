@@ -1,0 +1,42 @@
+/* init-model-impl.h: writes a deterministic Molmo checkpoint in the released layout (the
+ * Molmo-7B-D / Qwen2 layout of molmo.md §2.1, imitating ../shared/golden/molmo-tiny-qwen2):
+ * config.json, preprocessor_config.json, generation_config.json, tokenizer.json (byte-level,
+ * no merges) and two safetensors shards with their index. Weights come from a seeded PRNG, so
+ * the same seed and size give the same bytes on every machine. Used by `joulebench init-model`
+ * and by `joulebench run`'s embedded default.
+ *
+ *     struct molmo_init_opts o = {.seed = 1, .size = MOLMO_INIT_TINY};
+ *     if (molmo_init_model_write("models/tiny", &o, &err) < 0) return err.code;
+ */
+#ifndef INIT_MODEL_IMPL_H
+#define INIT_MODEL_IMPL_H
+
+#include <stdint.h>
+
+struct jb_err;
+
+enum molmo_init_size {
+    MOLMO_INIT_TINY,  /* the golden tiny sizes: LLM 64 wide x 2 layers, ViT 64 wide x 10 layers */
+    MOLMO_INIT_SMALL, /* LLM 128 wide x 4 layers, ViT 128 wide x 12 layers */
+};
+
+struct molmo_init_opts {
+    uint64_t seed;
+    enum molmo_init_size size;
+};
+
+/* Parses "tiny" or "small"; -1 otherwise. */
+int molmo_init_size_parse(const char *s, enum molmo_init_size *out);
+
+/* Writes the checkpoint into dir (created if missing; existing files of the same names are
+ * replaced atomically). Returns 0 or a JB_E* code with err naming the file. */
+int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, struct jb_err *err);
+
+/* Writes one safetensors file: tensors name[i] with shape shape[i][0..ndim[i]-1] of float32
+ * data[i], sorted by name in the header, "__metadata__" {"format": "pt"}, the header padded
+ * with spaces to a multiple of 8 bytes. */
+int molmo_safetensors_write(const char *path, int n, const char *const *name, const int *ndim,
+                            const int64_t (*shape)[4], const float *const *data,
+                            struct jb_err *err);
+
+#endif /* INIT_MODEL_IMPL_H */

@@ -1,0 +1,474 @@
+/* A deterministic Molmo checkpoint written from a seeded PRNG: the embedded default model of
+ * `joulebench run`, and a fixture for tests. Layout and key names follow the released 7B-D
+ * checkpoint (molmo.md §1.1, §2.1) with the `vision_backbone` / `vit_layers` keys the golden
+ * tiny checkpoints use for their small ViT. */
+#include "config.h"
+
+#include "engine/init-model-impl.h"
+
+#include "common/jb-err.h"
+#include "common/jb-mmap.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct dims {
+    int d, H, K, L, I, E, V; /* LLM: width, heads, KV heads, layers, fused FFN rows, rows, vocab */
+    int vD, vH, vL, vF;      /* ViT: width, heads, layers, MLP width */
+};
+
+/* tiny = the golden molmo-tiny-qwen2 sizes; small is about 4x the compute per token. */
+static const struct dims dims_tiny = {64, 4, 2, 2, 256, 264, 264, 64, 4, 10, 128};
+static const struct dims dims_small = {128, 8, 4, 4, 768, 264, 264, 128, 8, 12, 256};
+
+int molmo_init_size_parse(const char *s, enum molmo_init_size *out) {
+    if (!strcmp(s, "tiny"))
+        *out = MOLMO_INIT_TINY;
+    else if (!strcmp(s, "small"))
+        *out = MOLMO_INIT_SMALL;
+    else
+        return -1;
+    return 0;
+}
+
+/* ---- safetensors ---- */
+
+int molmo_safetensors_write(const char *path, int n, const char *const *name, const int *ndim,
+                            const int64_t (*shape)[4], const float *const *data,
+                            struct jb_err *err) {
+    const uint32_t one = 1;
+    if (*(const unsigned char *)&one != 1)
+        return jb_err_set(err, JB_EUNSUPPORTED,
+                          "%s: safetensors writing needs a little-endian "
+                          "machine",
+                          path);
+    int *order = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    size_t *bytes = malloc(sizeof(size_t) * (size_t)(n ? n : 1));
+    json_t *hdr = json_object();
+    char *text = NULL, *buf = NULL;
+    int rc = 0;
+    if (!order || !bytes || !hdr) {
+        rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    /* Insertion sort by name: a few hundred tensors at most. */
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        while (j > 0 && strcmp(name[order[j - 1]], name[i]) > 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    json_object_set_new(hdr, "__metadata__", json_pack("{s:s}", "format", "pt"));
+    size_t off = 0;
+    for (int k = 0; k < n; k++) {
+        int i = order[k];
+        size_t numel = 1;
+        json_t *sh = json_array();
+        for (int a = 0; a < ndim[i]; a++) {
+            numel *= (size_t)shape[i][a];
+            json_array_append_new(sh, json_integer(shape[i][a]));
+        }
+        bytes[i] = numel * sizeof(float);
+        json_object_set_new(hdr, name[i],
+                            json_pack("{s:s, s:o, s:[I,I]}", "dtype", "F32", "shape", sh,
+                                      "data_offsets", (json_int_t)off,
+                                      (json_int_t)(off + bytes[i])));
+        off += bytes[i];
+    }
+    text = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text) {
+        rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    /* The data area starts 8-byte aligned, as the reference writer pads it. */
+    size_t hl = strlen(text), padded = (8 + hl + 7) / 8 * 8 - 8;
+    size_t total = 8 + padded + off;
+    buf = malloc(total);
+    if (!buf) {
+        rc = jb_err_set(err, JB_ENOMEM, "%s: %zu bytes: out of memory", path, total);
+        goto out;
+    }
+    uint64_t le = padded;
+    memcpy(buf, &le, 8);
+    memcpy(buf + 8, text, hl);
+    memset(buf + 8 + hl, ' ', padded - hl);
+    size_t pos = 8 + padded;
+    for (int k = 0; k < n; k++) {
+        int i = order[k];
+        memcpy(buf + pos, data[i], bytes[i]);
+        pos += bytes[i];
+    }
+    rc = jb_file_write_atomic(path, buf, total, err);
+out:
+    free(order);
+    free(bytes);
+    free(text);
+    free(buf);
+    json_decref(hdr);
+    return rc;
+}
+
+/* ---- weights ---- */
+
+enum init_kind {
+    INIT_ONES,   /* norm gains */
+    INIT_ZEROS,  /* LayerNorm biases */
+    INIT_SMALL,  /* embeddings and biases: uniform with sd 0.02 (config initializer_range) */
+    INIT_LINEAR, /* weights [out, in]: uniform with sd 1/sqrt(in), so activations keep their
+                  * scale through every layer and stay finite */
+};
+
+struct tensor {
+    char name[160];
+    int ndim;
+    int64_t shape[4];
+    enum init_kind kind;
+    int shard; /* 0 = language model, 1 = vision side */
+    float *data;
+};
+
+struct tlist {
+    struct tensor *t;
+    int n, cap;
+};
+
+static int add(struct tlist *l, int shard, enum init_kind kind, int64_t d0, int64_t d1,
+               const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int add(struct tlist *l, int shard, enum init_kind kind, int64_t d0, int64_t d1,
+               const char *fmt, ...) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 256;
+        struct tensor *t = realloc(l->t, sizeof *t * (size_t)cap);
+        if (!t) return -1;
+        l->t = t;
+        l->cap = cap;
+    }
+    struct tensor *t = &l->t[l->n++];
+    memset(t, 0, sizeof *t);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->name, sizeof t->name, fmt, ap);
+    va_end(ap);
+    t->ndim = d1 > 0 ? 2 : 1;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    t->kind = kind;
+    t->shard = shard;
+    return 0;
+}
+
+/* molmo.md §2.1, dense (7B-D) names. */
+static int tensor_list(struct tlist *l, const struct dims *m) {
+    int rc = 0;
+    const int hd = m->d / m->H, qkv = m->d + 2 * m->K * hd;
+    for (int b = 0; b < m->L; b++) {
+        const char *p = "model.transformer.blocks";
+        rc |= add(l, 0, INIT_SMALL, qkv, 0, "%s.%d.att_proj.bias", p, b);
+        rc |= add(l, 0, INIT_LINEAR, qkv, m->d, "%s.%d.att_proj.weight", p, b);
+        rc |= add(l, 0, INIT_ONES, m->d, 0, "%s.%d.attn_norm.weight", p, b);
+        rc |= add(l, 0, INIT_LINEAR, m->d, m->d, "%s.%d.attn_out.weight", p, b);
+        rc |= add(l, 0, INIT_ONES, m->d, 0, "%s.%d.ff_norm.weight", p, b);
+        rc |= add(l, 0, INIT_LINEAR, m->d, m->I / 2, "%s.%d.ff_out.weight", p, b);
+        rc |= add(l, 0, INIT_LINEAR, m->I, m->d, "%s.%d.ff_proj.weight", p, b);
+    }
+    rc |= add(l, 0, INIT_LINEAR, m->E, m->d, "model.transformer.ff_out.weight");
+    rc |= add(l, 0, INIT_ONES, m->d, 0, "model.transformer.ln_f.weight");
+    rc |= add(l, 0, INIT_SMALL, m->E, m->d, "model.transformer.wte.embedding");
+    rc |= add(l, 0, INIT_SMALL, 128, m->d, "model.transformer.wte.new_embedding");
+
+    const int D = m->vD;
+    const char *v = "model.vision_backbone";
+    const char *pool[] = {"wq", "wk", "wv"};
+    for (int i = 0; i < 3; i++) {
+        rc |= add(l, 1, INIT_SMALL, D, 0, "%s.image_pooling_2d.%s.bias", v, pool[i]);
+        rc |= add(l, 1, INIT_LINEAR, D, 2 * D, "%s.image_pooling_2d.%s.weight", v, pool[i]);
+    }
+    rc |= add(l, 1, INIT_SMALL, D, 0, "%s.image_pooling_2d.wo.bias", v);
+    rc |= add(l, 1, INIT_LINEAR, D, D, "%s.image_pooling_2d.wo.weight", v);
+    rc |= add(l, 1, INIT_LINEAR, m->I / 2, D, "%s.image_projector.w1.weight", v);
+    rc |= add(l, 1, INIT_LINEAR, m->d, m->I / 2, "%s.image_projector.w2.weight", v);
+    rc |= add(l, 1, INIT_LINEAR, m->I / 2, D, "%s.image_projector.w3.weight", v);
+    rc |= add(l, 1, INIT_SMALL, D, 0, "%s.image_vit.class_embedding", v);
+    rc |= add(l, 1, INIT_LINEAR, D, 14 * 14 * 3, "%s.image_vit.patch_embedding.weight", v);
+    rc |= add(l, 1, INIT_SMALL, 577, D, "%s.image_vit.positional_embedding", v);
+    rc |= add(l, 1, INIT_ZEROS, D, 0, "%s.image_vit.pre_ln.bias", v);
+    rc |= add(l, 1, INIT_ONES, D, 0, "%s.image_vit.pre_ln.weight", v);
+    for (int n = 0; n < m->vL; n++) {
+        const char *r = "image_vit.transformer.resblocks";
+        const char *att[] = {"wk", "wo", "wq", "wv"};
+        for (int i = 0; i < 4; i++) {
+            rc |= add(l, 1, INIT_SMALL, D, 0, "%s.%s.%d.attention.%s.bias", v, r, n, att[i]);
+            rc |= add(l, 1, INIT_LINEAR, D, D, "%s.%s.%d.attention.%s.weight", v, r, n, att[i]);
+        }
+        rc |= add(l, 1, INIT_ZEROS, D, 0, "%s.%s.%d.attention_norm.bias", v, r, n);
+        rc |= add(l, 1, INIT_ONES, D, 0, "%s.%s.%d.attention_norm.weight", v, r, n);
+        rc |= add(l, 1, INIT_SMALL, m->vF, 0, "%s.%s.%d.feed_forward.w1.bias", v, r, n);
+        rc |= add(l, 1, INIT_LINEAR, m->vF, D, "%s.%s.%d.feed_forward.w1.weight", v, r, n);
+        rc |= add(l, 1, INIT_SMALL, D, 0, "%s.%s.%d.feed_forward.w2.bias", v, r, n);
+        rc |= add(l, 1, INIT_LINEAR, D, m->vF, "%s.%s.%d.feed_forward.w2.weight", v, r, n);
+        rc |= add(l, 1, INIT_ZEROS, D, 0, "%s.%s.%d.ffn_norm.bias", v, r, n);
+        rc |= add(l, 1, INIT_ONES, D, 0, "%s.%s.%d.ffn_norm.weight", v, r, n);
+    }
+    rc |= add(l, 1, INIT_SMALL, 2, 2 * D, "%s.pad_embed", v);
+    return rc;
+}
+
+/* SplitMix64 (Steele, Lea, Flood 2014). */
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* FNV-1a 64: each tensor's stream depends on the seed and its name only, not on list order. */
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001B3ull;
+    return h;
+}
+
+/* Uniform on [-a, a) with a = sd * sqrt(3): 24 random bits scaled by powers of two, then one
+ * float multiply, so no libm call and the same bits everywhere. */
+static void fill(struct tensor *t, uint64_t seed) {
+    size_t n = (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
+    if (t->kind == INIT_ONES || t->kind == INIT_ZEROS) {
+        for (size_t i = 0; i < n; i++) t->data[i] = t->kind == INIT_ONES ? 1.0f : 0.0f;
+        return;
+    }
+    /* sqrt(3) = 1.7320508; 1/sqrt(in) for the fan-ins used here, in double then rounded once. */
+    double sd = t->kind == INIT_SMALL ? 0.02 : 1.0;
+    if (t->kind == INIT_LINEAR) {
+        double in = (double)t->shape[1], r = 1.0;
+        for (int k = 0; k < 60; k++) r = 0.5 * (r + in / r); /* Newton: sqrt(in) */
+        sd = 1.0 / r;
+    }
+    const float a = (float)(sd * 1.7320508075688772);
+    uint64_t s = seed ^ fnv1a(t->name);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u = splitmix64(&s) >> 40;               /* 24 bits */
+        float v = (float)u * (1.0f / 8388608.0f) - 1.0f; /* [-1, 1), exact */
+        t->data[i] = v * a;
+    }
+}
+
+/* ---- JSON files ---- */
+
+static int write_json(const char *dir, const char *name, json_t *root, struct jb_err *err) {
+    /* %.9g keeps every float32 value (1e-06, 0.48145466) as it is spelled in the released
+     * files; JSON_PRESERVE_ORDER keeps their key order. */
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(root);
+    if (!text) return jb_err_set(err, JB_ENOMEM, "%s/%s: out of memory", dir, name);
+    size_t pl = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(pl);
+    int rc;
+    if (!path) {
+        rc = jb_err_set(err, JB_ENOMEM, "out of memory");
+    } else {
+        snprintf(path, pl, "%s/%s", dir, name);
+        size_t len = strlen(text);
+        text[len] = '\n'; /* the NUL is not written */
+        rc = jb_file_write_atomic(path, text, len + 1, err);
+    }
+    free(path);
+    free(text);
+    return rc;
+}
+
+/* molmo.md §1.1 with the golden checkpoints' key set. */
+static json_t *config_json(const struct dims *m) {
+    json_t *vb = json_pack(
+        "{s:[i,i], s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:f}",
+        "image_default_input_size", 336, 336, "image_patch_size", 14, "image_pos_patch_size", 14,
+        "image_emb_dim", m->vD, "image_num_heads", m->vH, "image_num_key_value_heads", m->vH,
+        "image_num_layers", m->vL, "image_head_dim", m->vD / m->vH, "image_mlp_dim", m->vF,
+        "image_mlp_activations", "quick_gelu", "image_num_pos", 577, "image_norm_eps", 1e-05);
+    return json_pack(
+        "{s:[s], s:b, s:{s:s, s:s}, s:n, s:i, s:i, s:f, s:i, s:f, s:s, s:i, s:s, s:b, s:i, s:i,"
+        " s:i, s:b, s:f, s:b, s:s, s:b, s:b, s:o, s:[i,i], s:i, s:b}",
+        "architectures", "MolmoForCausalLM", "attention_layer_norm", 0, "auto_map", "AutoConfig",
+        "config_molmo.MolmoConfig", "AutoModelForCausalLM", "modeling_molmo.MolmoForCausalLM",
+        "clip_qkv", "embedding_size", m->E, "hidden_size", m->d, "initializer_range", 0.02,
+        "intermediate_size", m->I, "layer_norm_eps", 1e-06, "layer_norm_type", "rms",
+        "max_position_embeddings", 4096, "model_type", "molmo", "norm_after", 0,
+        "num_attention_heads", m->H, "num_hidden_layers", m->L, "num_key_value_heads", m->K,
+        "qkv_bias", 1, "rope_theta", 1000000.0, "tie_word_embeddings", 0, "torch_dtype", "float32",
+        "use_cache", 1, "use_position_ids", 1, "vision_backbone", vb, "vit_layers", -2, -9,
+        "vocab_size", m->V, "weight_tying", 0);
+}
+
+/* molmo.md §1.3: identical for all released checkpoints. */
+static json_t *preprocessor_json(void) {
+    return json_pack("{s:[i,i], s:b, s:[f,f,f], s:b, s:i, s:s, s:[f,f,f], s:i, s:i, s:i, "
+                     "s:[i,i], s:s}",
+                     "base_image_input_size", 336, 336, "do_normalize", 1, "image_mean", 0.48145466,
+                     0.4578275, 0.40821073, "image_padding_mask", 1, "image_patch_size", 14,
+                     "image_processor_type", "MolmoImageProcessor", "image_std", 0.26862954,
+                     0.26130258, 0.27577711, "image_token_length_h", 12, "image_token_length_w", 12,
+                     "max_crops", 12, "overlap_margins", 4, 4, "processor_class", "MolmoProcessor");
+}
+
+/* GPT-2's byte alphabet: id i is the i-th symbol, the 188 printable bytes (! .. ~, ¡ .. ¬,
+ * ® .. ÿ) as themselves first, then the other 68 bytes as U+0100.. in byte order. */
+static unsigned byte_symbol(int i) {
+    static int printable[188];
+    int np = 0;
+    for (int b = '!'; b <= '~'; b++) printable[np++] = b;
+    for (int b = 0xA1; b <= 0xAC; b++) printable[np++] = b;
+    for (int b = 0xAE; b <= 0xFF; b++) printable[np++] = b;
+    return i < np ? (unsigned)printable[i] : 256u + (unsigned)(i - np);
+}
+
+static json_t *added(int id, const char *content) {
+    return json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", id, "content", content,
+                     "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 1);
+}
+
+/* The golden tiny tokenizer's construction: byte-level BPE, 256 byte symbols, no merges, the
+ * Qwen2 specials, filler up to the vocabulary size, then the image tokens at vocab_size + 0..4
+ * (rows of new_embedding, molmo.md §3.1). */
+static json_t *tokenizer_json(const struct dims *m) {
+    json_t *at = json_array();
+    json_array_append_new(at, added(256, "<|endoftext|>"));
+    json_array_append_new(at, added(257, "<|im_start|>"));
+    json_array_append_new(at, added(258, "<|im_end|>"));
+    for (int id = 259; id < m->V; id++) {
+        char s[40];
+        snprintf(s, sizeof s, "|<EXTRA_TOKENS_%d>|", id - 259);
+        json_array_append_new(at, added(id, s));
+    }
+    const char *img[] = {"<im_start>", "<im_end>", "<im_patch>", "<im_col>", "<|image|>"};
+    for (int k = 0; k < 5; k++) json_array_append_new(at, added(m->V + k, img[k]));
+    json_t *vocab = json_object();
+    for (int i = 0; i < 256; i++) {
+        unsigned c = byte_symbol(i);
+        char u[4];
+        if (c < 0x80) {
+            u[0] = (char)c;
+            u[1] = 0;
+        } else {
+            u[0] = (char)(0xC0 | (c >> 6));
+            u[1] = (char)(0x80 | (c & 0x3F));
+            u[2] = 0;
+        }
+        json_object_set_new(vocab, u, json_integer(i));
+    }
+    const char *split = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                        "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    json_t *bl = json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", 0,
+                           "trim_offsets", 0, "use_regex", 0);
+    /* bl appears three times: "O" takes a reference each time, ours is dropped below. */
+    json_t *t = json_pack(
+        "{s:s, s:n, s:n, s:o, s:{s:s}, s:{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, O]}, s:O, s:O,"
+        " s:{s:s, s:n, s:n, s:s, s:s, s:b, s:b, s:o, s:[]}}",
+        "version", "1.0", "truncation", "padding", "added_tokens", at, "normalizer", "type", "NFC",
+        "pre_tokenizer", "type", "Sequence", "pretokenizers", "type", "Split", "pattern", "Regex",
+        split, "behavior", "Isolated", "invert", 0, bl, "post_processor", bl, "decoder", bl,
+        "model", "type", "BPE", "dropout", "unk_token", "continuing_subword_prefix", "",
+        "end_of_word_suffix", "", "fuse_unk", 0, "byte_fallback", 0, "vocab", vocab, "merges");
+    json_decref(bl);
+    return t;
+}
+
+/* ---- the checkpoint ---- */
+
+int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, struct jb_err *err) {
+    const struct dims *m = o->size == MOLMO_INIT_SMALL ? &dims_small : &dims_tiny;
+    static const char *const shard_name[2] = {"model-00001-of-00002.safetensors",
+                                              "model-00002-of-00002.safetensors"};
+    struct tlist l = {0};
+    const char **names = NULL;
+    const float **datas = NULL;
+    int *ndims = NULL;
+    int64_t(*shapes)[4] = NULL;
+    char *path = NULL;
+    int rc = jb_mkdir_p(dir, err);
+    if (rc) return rc;
+    if (tensor_list(&l, m) != 0) {
+        rc = jb_err_set(err, JB_ENOMEM, "out of memory");
+        goto out;
+    }
+    names = calloc((size_t)l.n, sizeof *names);
+    datas = calloc((size_t)l.n, sizeof *datas);
+    ndims = calloc((size_t)l.n, sizeof *ndims);
+    shapes = calloc((size_t)l.n, sizeof *shapes);
+    path = malloc(strlen(dir) + 64);
+    if (!names || !datas || !ndims || !shapes || !path) {
+        rc = jb_err_set(err, JB_ENOMEM, "out of memory");
+        goto out;
+    }
+    int64_t total = 0;
+    for (int i = 0; i < l.n; i++) {
+        struct tensor *t = &l.t[i];
+        size_t n = (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
+        if (!(t->data = malloc(n * sizeof(float)))) {
+            rc = jb_err_set(err, JB_ENOMEM, "out of memory");
+            goto out;
+        }
+        fill(t, o->seed);
+        total += (int64_t)(n * sizeof(float));
+    }
+    json_t *wmap = json_object();
+    for (int s = 0; s < 2 && !rc; s++) {
+        int k = 0;
+        for (int i = 0; i < l.n; i++) {
+            if (l.t[i].shard != s) continue;
+            names[k] = l.t[i].name;
+            datas[k] = l.t[i].data;
+            ndims[k] = l.t[i].ndim;
+            memcpy(shapes[k], l.t[i].shape, sizeof shapes[k]);
+            json_object_set_new(wmap, l.t[i].name, json_string(shard_name[s]));
+            k++;
+        }
+        sprintf(path, "%s/%s", dir, shard_name[s]);
+        rc =
+            molmo_safetensors_write(path, k, names, ndims, (const int64_t(*)[4])shapes, datas, err);
+    }
+    if (rc) {
+        json_decref(wmap);
+        goto out;
+    }
+    /* The index lists names sorted, as the released indexes do. */
+    json_t *sorted = json_object();
+    const char **keys = calloc((size_t)l.n, sizeof *keys);
+    int nk = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(wmap, key, val) {
+        int j = nk++;
+        while (j > 0 && strcmp(keys[j - 1], key) > 0) {
+            keys[j] = keys[j - 1];
+            j--;
+        }
+        keys[j] = key;
+    }
+    for (int i = 0; i < nk; i++) json_object_set(sorted, keys[i], json_object_get(wmap, keys[i]));
+    free(keys);
+    json_decref(wmap);
+    rc = write_json(dir, "model.safetensors.index.json",
+                    json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total,
+                              "weight_map", sorted),
+                    err);
+    if (!rc) rc = write_json(dir, "config.json", config_json(m), err);
+    if (!rc) rc = write_json(dir, "preprocessor_config.json", preprocessor_json(), err);
+    if (!rc)
+        rc = write_json(dir, "generation_config.json",
+                        json_pack("{s:i, s:i}", "eos_token_id", 256, "pad_token_id", 256), err);
+    if (!rc) rc = write_json(dir, "tokenizer.json", tokenizer_json(m), err);
+out:
+    for (int i = 0; i < l.n; i++) free(l.t[i].data);
+    free(l.t);
+    free(names);
+    free(datas);
+    free(ndims);
+    free(shapes);
+    free(path);
+    return rc;
+}

@@ -1,0 +1,73 @@
+/* evals-impl.h: what the files of evals/ share and no other module includes. */
+#ifndef EVALS_IMPL_H
+#define EVALS_IMPL_H
+
+#include "evals/evals.h"
+
+#include <stdint.h>
+
+extern const char *const evals_vqa_contractions[][2];
+extern const int evals_vqa_n_contractions;
+
+/* SplitMix64 (Steele, Lea, Flood 2014): the only PRNG of evals (bootstrap and synth). */
+static inline uint64_t evals_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+/* Uniform integer in [0, n) (n > 0), by rejection so every value is equally likely. */
+static inline uint64_t evals_rand_below(uint64_t *state, uint64_t n) {
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t r;
+    do r = evals_splitmix64(state);
+    while (r >= limit);
+    return r % n;
+}
+
+/* Lowercases UTF-8 s code point by code point (utf8proc simple case mapping); malloc'd. */
+char *evals_utf8_lower(const char *s);
+
+/* Pointing: parses the predicted points (percent coordinates) of a Molmo answer. *pts is
+ * malloc'd (x, y pairs), *n their number, *n_elements the number of <point>/<points>
+ * elements. Returns 0 or JB_ENOMEM. */
+int evals_points_parse(const char *text, double **pts, size_t *n, int *n_elements);
+/* Pointing score of predicted percent points against regions (evals.md §4). */
+void evals_pointing_score(const char *text, const struct evals_region *regions, size_t n_regions,
+                          int width, int height, struct evals_score *out);
+
+/* ------------------------------------------------------------------------------------------
+ * Registry and loaders */
+
+struct jb_err;
+struct evals_loader;
+typedef int (*evals_load_fn)(struct evals_loader *l, const char *dir, struct jb_err *err);
+
+struct evals_suite {
+    const char *name, *alias;
+    enum evals_domain domain;
+    evals_load_fn load;
+    enum evals_metric metric;
+    const char *style;
+    const char *split;
+    size_t n_expected;
+    bool comparable;
+    bool synthetic;
+    int max_new_tokens;
+    const char *layout;
+};
+
+int evals_load_chartqa(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_docvqa(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_infovqa(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_textvqa(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_vqav2(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_ai2d(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_jsonl(struct evals_loader *l, const char *dir, struct jb_err *err);
+int evals_load_synth_count(struct evals_loader *l, const char *dir, struct jb_err *err);
+
+/* Writes an opaque cairo ARGB32 image (w x h, stride bytes a row) as an 8-bit RGB PNG. */
+int evals_png_write_argb32(const char *path, const unsigned char *px, int w, int h, int stride,
+                           struct jb_err *err);
+
+#endif /* EVALS_IMPL_H */

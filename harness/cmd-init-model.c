@@ -1,0 +1,78 @@
+#include "config.h"
+
+#include "harness/harness.h"
+
+#include "common/jb-err.h"
+#include "engine/init-model-impl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static void usage(void) {
+    printf("usage: joulebench init-model --out DIR [--seed N] [--size tiny|small]\n"
+           "\n"
+           "Writes a Molmo checkpoint in the released layout (Molmo-7B-D / Qwen2 names) with\n"
+           "deterministic random weights: config.json, preprocessor_config.json,\n"
+           "generation_config.json, tokenizer.json (byte-level, no merges),\n"
+           "model.safetensors.index.json and two safetensors shards. The same seed and size\n"
+           "give the same bytes. Nothing is downloaded; the answers are meaningless, the cost\n"
+           "of computing them is real.\n"
+           "\n"
+           "  --out DIR      the checkpoint directory (created)\n"
+           "  --seed N       PRNG seed (default 0)\n"
+           "  --size SIZE    tiny (LLM 64 x 2 layers, ViT 64 x 10; 2.3 MB, the default) or\n"
+           "                 small (LLM 128 x 4 layers, ViT 128 x 12)\n"
+           "  -h, --help     this text\n");
+}
+
+static int run(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"out", required_argument, NULL, 'o'},
+        {"seed", required_argument, NULL, 's'},
+        {"size", required_argument, NULL, 'z'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0},
+    };
+    struct molmo_init_opts o = {.seed = 0, .size = MOLMO_INIT_TINY};
+    const char *out = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 's': {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || *end || end == optarg || optarg[0] == '-')
+                return harness_usage_error("init-model", "--seed needs an integer >= 0, not '%s'",
+                                           optarg);
+            o.seed = v;
+            break;
+        }
+        case 'z':
+            if (molmo_init_size_parse(optarg, &o.size) < 0)
+                return harness_usage_error("init-model", "--size is tiny or small, not '%s'",
+                                           optarg);
+            break;
+        case 'h': usage(); return 0;
+        default: return harness_usage_error("init-model", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return harness_usage_error("init-model", "unexpected argument '%s'", argv[optind]);
+    if (!out) return harness_usage_error("init-model", "--out DIR is required");
+    struct jb_err err = {0};
+    if (molmo_init_model_write(out, &o, &err) < 0) return harness_fail("%s", err.msg);
+    printf("%s\n", out);
+    return 0;
+}
+
+const struct harness_cmd cmd_init_model = {
+    .name = "init-model",
+    .summary = "write a deterministic Molmo checkpoint (the embedded default model)",
+    .run = run,
+    .usage = usage,
+};
