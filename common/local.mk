@@ -11,5 +11,7 @@ common_libjbcommon_a_SOURCES = \
 	common/jb-mmap.h \
 	common/jb-npy.c \
 	common/jb-npy.h \
+	common/jb-pool.c \
+	common/jb-pool.h \
 	common/jb-time.c \
 	common/jb-time.h

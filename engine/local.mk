@@ -5,19 +5,25 @@ engine_libengine_a_SOURCES = \
 	engine/config.c \
 	engine/convert-impl.h \
 	engine/convert.c \
+	engine/dispatch.c \
 	engine/dtype.c \
 	engine/generate.c \
 	engine/image-impl.h \
 	engine/image.c \
 	engine/init-model-impl.h \
 	engine/init-model.c \
+	engine/kernels-impl.h \
 	engine/kernels.c \
 	engine/llm.c \
 	engine/model-impl.h \
 	engine/model.c \
 	engine/molmo.h \
 	engine/preprocess.c \
+	engine/probe.c \
 	engine/safetensors.c \
+	engine/simd-avx2.c \
+	engine/simd-avx512.c \
+	engine/simd-scalar.c \
 	engine/tokenizer-impl.h \
 	engine/tokenizer.c \
 	engine/torchbin-impl.h \

@@ -10,6 +10,7 @@
 #include <string.h>
 
 const struct harness_cmd *const harness_cmds[] = {
+    &cmd_bench,
     &cmd_run,
     &cmd_generate,
     &cmd_meters,

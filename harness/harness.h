@@ -40,6 +40,7 @@ void harness_log_meter_notes(const struct meter *m);
 /* The version line: "joulebench 0.1.0 (commit 1a2b3c4d5e6f)". */
 const char *harness_version_string(void);
 
+extern const struct harness_cmd cmd_bench;
 extern const struct harness_cmd cmd_compare;
 extern const struct harness_cmd cmd_convert;
 extern const struct harness_cmd cmd_generate;

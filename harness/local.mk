@@ -1,6 +1,7 @@
 noinst_LIBRARIES += harness/libharness.a
 harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 harness_libharness_a_SOURCES = \
+	harness/cmd-bench.c \
 	harness/cmd-compare.c \
 	harness/cmd-convert.c \
 	harness/cmd-generate.c \

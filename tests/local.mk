@@ -13,6 +13,13 @@ tests_test_engine_SOURCES = tests/test-engine.c $(TEST_COMMON)
 tests_test_engine_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 
+check_PROGRAMS += tests/test-engine-kernels
+tests_test_engine_kernels_SOURCES = tests/test-engine-kernels.c $(TEST_COMMON)
+tests_test_engine_kernels_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_kernels_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+# Its CLI tests run `joulebench bench`.
+EXTRA_tests_test_engine_kernels_DEPENDENCIES = joulebench$(EXEEXT)
+
 check_PROGRAMS += tests/test-engine-image
 tests_test_engine_image_SOURCES = tests/test-engine-image.c $(TEST_COMMON)
 tests_test_engine_image_CFLAGS = $(TEST_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS) $(ZLIB_CFLAGS)

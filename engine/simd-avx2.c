@@ -1,0 +1,323 @@
+/* AVX2 + FMA (+ F16C) kernels. Each function carries its own target attribute, so this file
+ * builds without -mavx2 and the program still starts on older CPUs; molmo_kernels_init only
+ * hands these out when molmo_cpu_detect finds the features. Vector body four rows at a time
+ * (x loads shared), the scalar loop of simd-scalar.c for leftover columns and rows. */
+#include "config.h"
+
+#include "engine/kernels-impl.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* The 4-row kernels read four interleaved streams that restart every four rows; with rows of a
+ * few KB (n_in = 3584) the hardware prefetchers lose the ramp-up at each restart. So each step
+ * also prefetches the same column of the next four rows (pf = their first row), one group
+ * ahead: 15-60 KB, several microseconds of reading, far more than the memory latency. */
+#define PREFETCH_NEXT_ROWS(p, row_bytes)                                                      \
+    do {                                                                                      \
+        _mm_prefetch((p), _MM_HINT_T0);                                                       \
+        _mm_prefetch((p) + (row_bytes), _MM_HINT_T0);                                         \
+        _mm_prefetch((p) + 2 * (row_bytes), _MM_HINT_T0);                                     \
+        _mm_prefetch((p) + 3 * (row_bytes), _MM_HINT_T0);                                     \
+    } while (0)
+
+/* 8 bf16 at p widened to float32 (bf16 bits are the high half of the f32 bits). */
+AVX2 static inline __m256 load_bf16(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static inline float bf16_to_f32(uint16_t h) {
+    uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* y (rows) = W (rows, n_in) . x (n_in), float32 W. */
+AVX2 static void matvec_f32(float *restrict y, const float *restrict w, const float *restrict x,
+                            int n_in, int row0, int row1) {
+    int n8 = n_in & ~7;
+    int r = row0;
+    for (; r + 4 <= row1; r += 4) {
+        const float *w0 = w + (size_t)r * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in,
+                    *w3 = w2 + n_in;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const char *pf = (const char *)(r + 8 <= row1 ? w0 + 4 * (size_t)n_in : w0);
+        size_t row_bytes = (size_t)n_in * 4;
+        for (int i = 0; i < n8; i += 8) {
+            if ((i & 15) == 0) PREFETCH_NEXT_ROWS(pf + (size_t)i * 4, row_bytes);
+            __m256 xv = _mm256_loadu_ps(x + i);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
+        }
+        float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+        for (int i = n8; i < n_in; i++) {
+            s0 += w0[i] * x[i];
+            s1 += w1[i] * x[i];
+            s2 += w2[i] * x[i];
+            s3 += w3[i] * x[i];
+        }
+        y[r] = s0, y[r + 1] = s1, y[r + 2] = s2, y[r + 3] = s3;
+    }
+    for (; r < row1; r++) {
+        const float *wr = w + (size_t)r * n_in;
+        __m256 a = _mm256_setzero_ps();
+        for (int i = 0; i < n8; i += 8)
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
+        float s = hsum(a);
+        for (int i = n8; i < n_in; i++) s += wr[i] * x[i];
+        y[r] = s;
+    }
+}
+
+/* bf16 W, float32 x: two accumulators per row (eight FMA chains) to hide the FMA latency. */
+AVX2 static void matvec_bf16(float *restrict y, const uint16_t *restrict w,
+                             const float *restrict x, int n_in, int row0, int row1) {
+    int n16 = n_in & ~15, n8 = n_in & ~7;
+    int r = row0;
+    for (; r + 4 <= row1; r += 4) {
+        const uint16_t *w0 = w + (size_t)r * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in,
+                       *w3 = w2 + n_in;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        /* the next four rows, same column: see PREFETCH_NEXT_ROWS */
+        const char *pf = (const char *)(r + 8 <= row1 ? w0 + 4 * (size_t)n_in : w0);
+        size_t row_bytes = (size_t)n_in * 2;
+        int i = 0;
+        for (; i < n16; i += 16) {
+            PREFETCH_NEXT_ROWS(pf + (size_t)i * 2, row_bytes);
+            __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+            a0 = _mm256_fmadd_ps(load_bf16(w0 + i), xa, a0);
+            a1 = _mm256_fmadd_ps(load_bf16(w1 + i), xa, a1);
+            a2 = _mm256_fmadd_ps(load_bf16(w2 + i), xa, a2);
+            a3 = _mm256_fmadd_ps(load_bf16(w3 + i), xa, a3);
+            b0 = _mm256_fmadd_ps(load_bf16(w0 + i + 8), xb, b0);
+            b1 = _mm256_fmadd_ps(load_bf16(w1 + i + 8), xb, b1);
+            b2 = _mm256_fmadd_ps(load_bf16(w2 + i + 8), xb, b2);
+            b3 = _mm256_fmadd_ps(load_bf16(w3 + i + 8), xb, b3);
+        }
+        for (; i < n8; i += 8) {
+            __m256 xa = _mm256_loadu_ps(x + i);
+            a0 = _mm256_fmadd_ps(load_bf16(w0 + i), xa, a0);
+            a1 = _mm256_fmadd_ps(load_bf16(w1 + i), xa, a1);
+            a2 = _mm256_fmadd_ps(load_bf16(w2 + i), xa, a2);
+            a3 = _mm256_fmadd_ps(load_bf16(w3 + i), xa, a3);
+        }
+        float s0 = hsum(_mm256_add_ps(a0, b0)), s1 = hsum(_mm256_add_ps(a1, b1));
+        float s2 = hsum(_mm256_add_ps(a2, b2)), s3 = hsum(_mm256_add_ps(a3, b3));
+        for (; i < n_in; i++) {
+            s0 += bf16_to_f32(w0[i]) * x[i];
+            s1 += bf16_to_f32(w1[i]) * x[i];
+            s2 += bf16_to_f32(w2[i]) * x[i];
+            s3 += bf16_to_f32(w3[i]) * x[i];
+        }
+        y[r] = s0, y[r + 1] = s1, y[r + 2] = s2, y[r + 3] = s3;
+    }
+    for (; r < row1; r++) {
+        const uint16_t *wr = w + (size_t)r * n_in;
+        __m256 a = _mm256_setzero_ps();
+        for (int i = 0; i < n8; i += 8)
+            a = _mm256_fmadd_ps(load_bf16(wr + i), _mm256_loadu_ps(x + i), a);
+        float s = hsum(a);
+        for (int i = n8; i < n_in; i++) s += bf16_to_f32(wr[i]) * x[i];
+        y[r] = s;
+    }
+}
+
+/* 8 int8 at p widened to float32. */
+AVX2 static inline __m256 load_i8(const int8_t *p) {
+    __m128i v = _mm_loadl_epi64((const __m128i *)p);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+}
+
+/* sum over one block of q * x as 8 float32 lanes. */
+AVX2 static inline __m256 block_dot_f32(const int8_t *q, const float *x) {
+    __m256 s = _mm256_mul_ps(load_i8(q), _mm256_loadu_ps(x));
+    s = _mm256_fmadd_ps(load_i8(q + 8), _mm256_loadu_ps(x + 8), s);
+    s = _mm256_fmadd_ps(load_i8(q + 16), _mm256_loadu_ps(x + 16), s);
+    return _mm256_fmadd_ps(load_i8(q + 24), _mm256_loadu_ps(x + 24), s);
+}
+
+/* q8_0 W, float32 x: each block's 32 products in float32, times the block's scale. */
+AVX2 static void matvec_q8_0_f32(float *restrict y, const struct molmo_q8_0_block *restrict w,
+                                 const float *restrict x, int n_in, int row0, int row1) {
+    int nb = n_in / MOLMO_Q8_0_BLOCK;
+    for (int r = row0; r < row1; r++) {
+        const struct molmo_q8_0_block *wr = w + (size_t)r * nb;
+        __m256 a = _mm256_setzero_ps(), b = a;
+        int k = 0;
+        for (; k + 2 <= nb; k += 2) {
+            const float *xb = x + (size_t)k * MOLMO_Q8_0_BLOCK;
+            a = _mm256_fmadd_ps(block_dot_f32(wr[k].q, xb), _mm256_set1_ps(_cvtsh_ss(wr[k].d)), a);
+            b = _mm256_fmadd_ps(block_dot_f32(wr[k + 1].q, xb + MOLMO_Q8_0_BLOCK),
+                                _mm256_set1_ps(_cvtsh_ss(wr[k + 1].d)), b);
+        }
+        for (; k < nb; k++)
+            a = _mm256_fmadd_ps(block_dot_f32(wr[k].q, x + (size_t)k * MOLMO_Q8_0_BLOCK),
+                                _mm256_set1_ps(_cvtsh_ss(wr[k].d)), a);
+        y[r] = hsum(_mm256_add_ps(a, b));
+    }
+}
+
+/* int8 . int8 over 32 lanes as 8 int32 partial sums: maddubs needs an unsigned operand, so it
+ * gets |w| and x carries w's sign (no -128 in either: q is in [-127, 127]). Pair sums
+ * 2 * 127 * 127 fit int16. */
+AVX2 static inline __m256i dot_i8(__m256i qw, __m256i qx) {
+    __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+/* q8_0 W, q8 x: four rows share each x block load, and one vcvtph2ps turns their four scales
+ * into float32 (then dw * dx, broadcast in-lane per row). */
+AVX2 static void matvec_q8_0(float *restrict y, const struct molmo_q8_0_block *restrict w,
+                             const struct molmo_q8_x *restrict xq, int row0, int row1) {
+    int nb = xq->n_in / MOLMO_Q8_0_BLOCK;
+    int r = row0;
+#define DOT(wr) _mm256_cvtepi32_ps(dot_i8(_mm256_loadu_si256((const __m256i *)wr[k].q), qx))
+    for (; r + 4 <= row1; r += 4) {
+        const struct molmo_q8_0_block *w0 = w + (size_t)r * nb, *w1 = w0 + nb, *w2 = w1 + nb,
+                                      *w3 = w2 + nb;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const char *pf = (const char *)(r + 8 <= row1 ? w0 + 4 * (size_t)nb : w0);
+        size_t row_bytes = (size_t)nb * sizeof *w;
+        for (int k = 0; k < nb; k++) {
+            PREFETCH_NEXT_ROWS(pf + (size_t)k * sizeof *w, row_bytes);
+            __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * 32));
+            __m128i h = _mm_setr_epi16((short)w0[k].d, (short)w1[k].d, (short)w2[k].d,
+                                       (short)w3[k].d, 0, 0, 0, 0);
+            __m128 d4 = _mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(xq->d[k]));
+            __m256 d8 = _mm256_set_m128(d4, d4);
+            a0 = _mm256_fmadd_ps(DOT(w0), _mm256_permute_ps(d8, 0x00), a0);
+            a1 = _mm256_fmadd_ps(DOT(w1), _mm256_permute_ps(d8, 0x55), a1);
+            a2 = _mm256_fmadd_ps(DOT(w2), _mm256_permute_ps(d8, 0xaa), a2);
+            a3 = _mm256_fmadd_ps(DOT(w3), _mm256_permute_ps(d8, 0xff), a3);
+        }
+        y[r] = hsum(a0), y[r + 1] = hsum(a1), y[r + 2] = hsum(a2), y[r + 3] = hsum(a3);
+    }
+    for (; r < row1; r++) {
+        const struct molmo_q8_0_block *w0 = w + (size_t)r * nb;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int k = 0; k < nb; k++) {
+            __m256i qx = _mm256_loadu_si256((const __m256i *)(xq->q + (size_t)k * 32));
+            a0 = _mm256_fmadd_ps(DOT(w0), _mm256_set1_ps(_cvtsh_ss(w0[k].d) * xq->d[k]), a0);
+        }
+        y[r] = hsum(a0);
+    }
+#undef DOT
+}
+
+/* molmo_q8_x_quantize with 8 lanes: the same float32 max, m / 127, x / d and round-to-nearest-
+ * even, so the result is bit-identical to the scalar one. */
+AVX2 static void quantize_q8_x(struct molmo_q8_x *xq, const float *x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int b = 0; b < xq->n_in / MOLMO_Q8_0_BLOCK; b++) {
+        const float *xb = x + (size_t)b * MOLMO_Q8_0_BLOCK;
+        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
+        __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m8 = _mm256_max_ps(
+            _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float d = _mm_cvtss_f32(m4) / 127.0f;
+        xq->d[b] = d;
+        int8_t *q = xq->q + (size_t)b * MOLMO_Q8_0_BLOCK;
+        if (d == 0.0f) {
+            memset(q, 0, MOLMO_Q8_0_BLOCK);
+            continue;
+        }
+        __m256 dv = _mm256_set1_ps(d);
+        const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        __m256i q0 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v0, dv), rnd));
+        __m256i q1 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v1, dv), rnd));
+        __m256i q2 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v2, dv), rnd));
+        __m256i q3 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v3, dv), rnd));
+        /* int32 -> int8 with saturation (the clamp to 127 of the scalar code; -128 cannot occur
+         * as |x / d| <= 127 + rounding); the packs interleave 128-bit lanes, the permute
+         * restores element order. */
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+        _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(p, order));
+    }
+}
+
+/* Peak probe: 12 independent FMA chains (Zen and Intel: 2 FMA ports x 4 cycles latency = 8
+ * needed; 12 leaves slack). m is 1.0 but unknown to the compiler (it would turn a constant 1.0
+ * into an add); the values grow by c per step, so no denormals or overflow. */
+AVX2 float molmo_probe_fma_avx2(long iters) {
+    __m256 m = _mm256_set1_ps(1.0f + (float)(iters < 0)), c = _mm256_set1_ps(1e-3f);
+    __m256 a0 = _mm256_set1_ps(0.f), a1 = _mm256_set1_ps(1.f), a2 = _mm256_set1_ps(2.f);
+    __m256 a3 = _mm256_set1_ps(3.f), a4 = _mm256_set1_ps(4.f), a5 = _mm256_set1_ps(5.f);
+    __m256 a6 = _mm256_set1_ps(6.f), a7 = _mm256_set1_ps(7.f), a8 = _mm256_set1_ps(8.f);
+    __m256 a9 = _mm256_set1_ps(9.f), a10 = _mm256_set1_ps(10.f), a11 = _mm256_set1_ps(11.f);
+    for (long i = 0; i < iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, m, c), a1 = _mm256_fmadd_ps(a1, m, c);
+        a2 = _mm256_fmadd_ps(a2, m, c), a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c), a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c), a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c), a9 = _mm256_fmadd_ps(a9, m, c);
+        a10 = _mm256_fmadd_ps(a10, m, c), a11 = _mm256_fmadd_ps(a11, m, c);
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    return hsum(s);
+}
+
+/* Streaming read: eight streams (the eighths of the range; see kernels-impl.h), XOR
+ * of one vector per stream per step (integer ops, never the bottleneck). One sequential stream
+ * per core stays well below what the memory system gives several. */
+AVX2 uint64_t molmo_probe_read_avx2(const void *p, size_t n) {
+    size_t q = n / 256; /* vectors of 32 bytes per stream */
+    const __m256i *v = p;
+    __m256i a[8];
+    for (int s = 0; s < 8; s++) a[s] = _mm256_setzero_si256();
+    for (size_t i = 0; i < q; i++) {
+        a[0] = _mm256_xor_si256(a[0], _mm256_load_si256(v + i));
+        a[1] = _mm256_xor_si256(a[1], _mm256_load_si256(v + q + i));
+        a[2] = _mm256_xor_si256(a[2], _mm256_load_si256(v + 2 * q + i));
+        a[3] = _mm256_xor_si256(a[3], _mm256_load_si256(v + 3 * q + i));
+        a[4] = _mm256_xor_si256(a[4], _mm256_load_si256(v + 4 * q + i));
+        a[5] = _mm256_xor_si256(a[5], _mm256_load_si256(v + 5 * q + i));
+        a[6] = _mm256_xor_si256(a[6], _mm256_load_si256(v + 6 * q + i));
+        a[7] = _mm256_xor_si256(a[7], _mm256_load_si256(v + 7 * q + i));
+    }
+    for (int s = 1; s < 8; s++) a[0] = _mm256_xor_si256(a[0], a[s]);
+    uint64_t out[4];
+    _mm256_storeu_si256((__m256i *)out, a[0]);
+    return out[0] ^ out[1] ^ out[2] ^ out[3];
+}
+
+const struct molmo_kernels molmo_kernels_avx2 = {
+    .isa = MOLMO_ISA_AVX2,
+    .name = "avx2+fma",
+    .matvec_f32 = matvec_f32,
+    .matvec_bf16 = matvec_bf16,
+    .matvec_q8_0_f32 = matvec_q8_0_f32,
+    .matvec_q8_0 = matvec_q8_0,
+    .quantize_q8_x = quantize_q8_x,
+};
+
+#else /* not x86-64: no vector kernels; molmo_cpu_detect reports scalar */
+
+float molmo_probe_fma_avx2(long iters) { return (float)iters; }
+uint64_t molmo_probe_read_avx2(const void *p, size_t n) { return (uint64_t)(n + (p != NULL)); }
+
+const struct molmo_kernels molmo_kernels_avx2 = {.isa = MOLMO_ISA_AVX2, .name = "avx2+fma"};
+
+#endif
