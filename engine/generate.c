@@ -114,6 +114,8 @@ size_t molmo_model_scratch_bytes(const struct molmo_model *m) { return m->arena.
 
 int molmo_model_n_threads(const struct molmo_model *m) { return m->n_threads; }
 
+const char *molmo_model_kernel_name(const struct molmo_model *m) { return m->kern.name; }
+
 void molmo_result_free(struct molmo_result *r) {
     if (!r) return;
     free(r->text);

@@ -4,6 +4,8 @@
 
 #include "engine/model-impl.h"
 
+#include "common/jb-pool.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
@@ -59,6 +61,25 @@ void molmo_linear(struct molmo_arena *a, float *y, const float *x, int T,
             for (int o = 0; o < out; o++) yt[o] += b[o];
         }
     }
+}
+
+void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
+                        const struct molmo_tensor *w, const float *b) {
+    enum molmo_weight_type type;
+    if (T != 1) goto blas;
+    if (w->dt == MOLMO_DTYPE_F32 && ((uintptr_t)w->data & (sizeof(float) - 1)) == 0)
+        type = MOLMO_WEIGHT_F32;
+    else if (w->dt == MOLMO_DTYPE_BF16 && ((uintptr_t)w->data & 1) == 0)
+        type = MOLMO_WEIGHT_BF16;
+    else
+        goto blas;
+    int out = (int)w->shape[0], in = (int)w->shape[1];
+    molmo_matvec(m->pool, &m->kern, type, y, w->data, x, NULL, out, in);
+    if (b)
+        for (int o = 0; o < out; o++) y[o] += b[o];
+    return;
+blas:
+    molmo_linear(&m->arena, y, x, T, w, b);
 }
 
 /* y (T,D) = (x - mean) / sqrt(var + eps) * g + b, biased variance as torch.nn.LayerNorm. */

@@ -68,7 +68,7 @@ static void attention(struct molmo_model *m, int l, const float *u, float *out, 
     int d = c->d_model, H = c->n_heads, K = c->n_kv_heads, hd = c->head_dim;
     int kvd = K * hd, qkvw = d + 2 * kvd;
     float *qkv = s->qkv;
-    molmo_linear(&m->arena, qkv, u, T, &b->att_proj, b->qkv_b);
+    molmo_model_linear(m, qkv, u, T, &b->att_proj, b->qkv_b);
     for (int t = 0; t < T; t++) {
         float *qt = qkv + (size_t)t * qkvw, *kt = qt + d, *vt = kt + kvd;
         if (c->qk_norm) { /* over the whole projection, not per head */
@@ -100,7 +100,7 @@ static void attention(struct molmo_model *m, int l, const float *u, float *out, 
                         nk, vc + g * hd, kvd, 0.0f, s->att + (size_t)t0 * d + h * hd, d);
         }
     }
-    molmo_linear(&m->arena, out, s->att, T, &b->attn_out, NULL);
+    molmo_model_linear(m, out, s->att, T, &b->attn_out, NULL);
 }
 
 /* §7.4 dense feed-forward on u [T, d] -> out [T, d], in chunks of fc rows:
@@ -110,13 +110,13 @@ static void ffn_dense(struct molmo_model *m, const struct molmo_llm_block *b, co
     int d = m->cfg.d_model, FF = m->cfg.ffn_rows, FFh = FF / 2;
     for (int t0 = 0; t0 < T; t0 += s->fc) {
         int n = T - t0 < s->fc ? T - t0 : s->fc;
-        molmo_linear(&m->arena, s->ffa, u + (size_t)t0 * d, n, &b->ff_proj, NULL);
+        molmo_model_linear(m, s->ffa, u + (size_t)t0 * d, n, &b->ff_proj, NULL);
         for (int t = 0; t < n; t++) {
             const float *up = s->ffa + (size_t)t * FF, *gate = up + FFh;
             float *h = s->ffh + (size_t)t * FFh;
             for (int i = 0; i < FFh; i++) h[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
         }
-        molmo_linear(&m->arena, out + (size_t)t0 * d, s->ffh, n, &b->ff_out, NULL);
+        molmo_model_linear(m, out + (size_t)t0 * d, s->ffh, n, &b->ff_out, NULL);
     }
 }
 
@@ -138,7 +138,7 @@ static void ffn_moe(struct molmo_model *m, const struct molmo_llm_block *b, cons
         const float *uc = u + (size_t)t0 * d;
         float *oc = out + (size_t)t0 * d;
         /* router: logits, softmax over all experts, keep the top K (ties: the lower index) */
-        molmo_linear(&m->arena, s->prob, uc, n, &b->router, NULL);
+        molmo_model_linear(m, s->prob, uc, n, &b->router, NULL);
         for (int t = 0; t < n; t++) {
             float *p = s->prob + (size_t)t * X;
             molmo_softmax(p, X);
@@ -160,13 +160,13 @@ static void ffn_moe(struct molmo_model *m, const struct molmo_llm_block *b, cons
                 memcpy(s->gin + (size_t)i * d, uc + (size_t)s->rows[i] * d,
                        (size_t)d * sizeof(float));
             const struct molmo_expert *x = &b->experts[e];
-            molmo_linear(&m->arena, s->gate, s->gin, r, &x->gate_proj, NULL);
-            molmo_linear(&m->arena, s->up, s->gin, r, &x->up_proj, NULL);
+            molmo_model_linear(m, s->gate, s->gin, r, &x->gate_proj, NULL);
+            molmo_model_linear(m, s->up, s->gin, r, &x->up_proj, NULL);
             for (size_t i = 0; i < (size_t)r * f; i++) {
                 float g = s->gate[i];
                 s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];  /* silu(gate) ⊙ up */
             }
-            molmo_linear(&m->arena, s->down, s->gate, r, &x->down_proj, NULL);
+            molmo_model_linear(m, s->down, s->gate, r, &x->down_proj, NULL);
             for (int i = 0; i < r; i++) {
                 int t = s->rows[i];
                 float w = s->wt[(size_t)t * X + e];
@@ -241,7 +241,7 @@ static void blocks_forward(struct molmo_model *m, float *x, int T, int pos0) {
 static void head(struct molmo_model *m, float *logits, float *x, int n) {
     const struct molmo_config *c = &m->cfg;
     molmo_rmsnorm(x, x, m->w.ln_f, n, c->d_model, c->norm_eps);
-    molmo_linear(&m->arena, logits, x, n, &m->w.lm_head, NULL);
+    molmo_model_linear(m, logits, x, n, &m->w.lm_head, NULL);
 }
 
 int molmo_llm_prefill(struct molmo_model *m, const int32_t *ids, int T, const float *image_features,

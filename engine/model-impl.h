@@ -13,6 +13,7 @@
 
 #include "common/jb-err.h"
 #include "common/jb-mmap.h"
+#include "engine/kernels-impl.h"
 #include "engine/molmo.h"
 
 #include <stdbool.h>
@@ -159,6 +160,8 @@ struct molmo_model {
     struct molmo_arena arena;     /* persistent buffers above, then per-stage scratch */
     size_t arena_base_mark;       /* where the per-stage scratch starts */
     int n_threads;
+    struct jb_pool *pool;         /* n_threads threads, pinned: the decode matvecs */
+    struct molmo_kernels kern;    /* chosen at load (CPUID, opts->kernels) */
     struct molmo_tokenizer *tok;  /* NULL when loaded by molmo_model_load_weights alone */
     struct molmo_gen_ctx *gen;    /* preprocessing config, special ids (engine/generate.c) */
     char bind_missing[160];       /* the first tensor name loading looked for and missed */
@@ -212,6 +215,10 @@ static inline void molmo_arena_reset(struct molmo_arena *a, size_t mark) { a->us
  * converted tile by tile into scratch from the arena (exact conversion). ldy = out. */
 void molmo_linear(struct molmo_arena *a, float *y, const float *x, int T,
                   const struct molmo_tensor *w, const float *b);
+/* molmo_linear, except that a single row (T == 1, a decode step) with F32 or BF16 weights
+ * runs on the model's matvec kernels over its pool, reading the weights in place. */
+void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
+                        const struct molmo_tensor *w, const float *b);
 /* The float32 value of rows [r0, r0+n) of a 2-D tensor into dst [n, cols]. */
 void molmo_tensor_rows(float *dst, const struct molmo_tensor *t, size_t r0, size_t n);
 void molmo_layernorm(float *y, const float *x, const float *g, const float *b, int T, int D,

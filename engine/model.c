@@ -4,6 +4,8 @@
 
 #include "engine/model-impl.h"
 
+#include "common/jb-pool.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
@@ -295,6 +297,18 @@ int molmo_model_load_weights(struct molmo_model **out, const char *dir,
     m->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : 0;
     if (m->n_threads > 0) openblas_set_num_threads(m->n_threads);
     else m->n_threads = openblas_get_num_threads();
+    if (m->n_threads < 1) m->n_threads = 1;
+    {
+        enum molmo_isa want = MOLMO_ISA_BEST;
+        if (opts && opts->kernels && molmo_isa_parse(opts->kernels, &want) < 0) {
+            rc = jb_err_set(err, JB_EINVAL, "unknown kernels '%s' (scalar, avx2, avx512, best)",
+                            opts->kernels);
+            goto out;
+        }
+        molmo_kernels_init(&m->kern, molmo_cpu_detect(), want);
+    }
+    /* the decode pool; OpenBLAS (prefill) runs on its own threads, never inside a pool task */
+    if ((rc = jb_pool_open(&m->pool, m->n_threads, 1, err))) goto out;
     int hd = c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * hd;
     size_t np = (size_t)c->vit_num_pos - 1;
@@ -345,6 +359,7 @@ void molmo_model_free_weights(struct molmo_model *m) {
     free(m->w.blocks);
     free(m->w.experts);
     free(m->arena.base);
+    jb_pool_close(m->pool);
     free(m->dir);
     free(m);
 }

@@ -51,7 +51,10 @@ struct molmo_model; /* opaque: config, mapped weights, tokenizer, KV cache, scra
 struct molmo_load_opts {
     int max_seq;    /* KV cache capacity in tokens; 0 = config's max_position_embeddings */
     int max_crops;  /* crops per image buffers are sized for; 0 = 13 (12 + global) */
-    int n_threads;  /* OpenBLAS threads; 0 = leave OpenBLAS's default */
+    int n_threads;  /* threads of OpenBLAS (prefill) and of the model's pool (decode);
+                     * 0 = OpenBLAS's default */
+    const char *kernels;  /* decode matvec kernels: NULL or "best" = the best the CPU runs,
+                           * else "scalar", "avx2", "avx512" (never above what the CPU has) */
 };
 
 /* Loads a checkpoint directory as released (config.json, model.safetensors.index.json and its
@@ -69,6 +72,10 @@ size_t molmo_model_scratch_bytes(const struct molmo_model *m);
 /* The number of threads the matrix products run on (the load option, or OpenBLAS's own
  * default when it was 0), for the records. */
 int molmo_model_n_threads(const struct molmo_model *m);
+
+/* The decode matvec kernels chosen at load from CPUID ("scalar", "avx2+fma",
+ * "avx512-bf16/vnni"): T = 1 products on F32 and BF16 weights run on them. */
+const char *molmo_model_kernel_name(const struct molmo_model *m);
 
 /* ---- generation --------------------------------------------------------------------------- */
 

@@ -21,7 +21,8 @@ static void usage(void) {
            "  --image FILE       PNG or JPEG\n"
            "  --prompt TEXT      the question; sent as \" User: TEXT Assistant:\"\n"
            "  --max-tokens N     token budget for the answer (default 12)\n"
-           "  --threads N        OpenBLAS threads (default: OpenBLAS's own choice)\n"
+           "  --threads N        threads of prefill (OpenBLAS) and decode (default: OpenBLAS's)\n"
+           "  --kernels ISA      decode kernels: best (default), scalar, avx2, avx512\n"
            "  --no-stop          ignore the end-of-text token: always generate N tokens\n"
            "  --dump DIR         write every stage tensor to DIR as .npy, with the golden\n"
            "                     names (input_ids, images, ..., decode_logits)\n"
@@ -44,6 +45,7 @@ static int run(int argc, char **argv) {
         {"prompt", required_argument, NULL, 'p'},
         {"max-tokens", required_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'},
+        {"kernels", required_argument, NULL, 'k'},
         {"no-stop", no_argument, NULL, 's'},
         {"dump", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
@@ -65,6 +67,7 @@ static int run(int argc, char **argv) {
         case 't':
             if (parse_int("--threads", optarg, 1, &lo.n_threads)) return 2;
             break;
+        case 'k': lo.kernels = optarg; break;
         case 's': go.no_stop = true; break;
         case 'd': go.dump_dir = optarg; break;
         case 'h': usage(); return 0;
@@ -93,6 +96,7 @@ static int run(int argc, char **argv) {
     }
     printf("tokens: %zu prompt (%zu image, %d crops), %zu generated%s\n", r.n_prompt_tokens,
            r.n_image_tokens, r.n_crops, r.n_ids, r.stopped_on_eos ? " (stopped at EOS)" : "");
+    printf("decode kernel: %s, %d threads\n", molmo_model_kernel_name(m), molmo_model_n_threads(m));
     molmo_result_free(&r);
     molmo_model_free(m);
     return 0;

@@ -18,17 +18,19 @@
 static const char *const cases[] = {"molmo-tiny-qwen2", "molmo-tiny-olmo", "molmo-tiny-olmoe"};
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
-static struct molmo_model *load(const char *name) {
+static struct molmo_model *load_with(const char *name, const char *kernels, int threads) {
     const char *g = jb_test_golden_or_skip();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/%s", g, name);
-    struct molmo_load_opts o = {.max_seq = 1024};
+    struct molmo_load_opts o = {.max_seq = 1024, .kernels = kernels, .n_threads = threads};
     struct molmo_model *m = NULL;
     struct jb_err err = {0};
     int rc = molmo_model_load_weights(&m, dir, &o, &err);
     cr_assert_eq(rc, 0, "%s: %s", name, err.msg);
     return m;
 }
+
+static struct molmo_model *load(const char *name) { return load_with(name, NULL, 0); }
 
 static void npy(struct jb_npy *a, const char *name, const char *file) {
     char path[1024];
@@ -109,9 +111,13 @@ Test(engine_stages, connector_reproduces_golden_pooled_and_image_features) {
 }
 
 /* Prefill over the golden prompt (ids + image features), then 8 cached greedy steps. */
-Test(engine_stages, llm_reproduces_prefill_logits_and_greedy_decoding) {
+/* Prefill runs on OpenBLAS; every decode step's products (T = 1) on the model's matvec
+ * kernels over its pool, which are held to the same golden threshold. */
+static void llm_parity(const char *kernels, int threads) {
     for (int ci = 0; ci < N_CASES; ci++) {
-        struct molmo_model *m = load(cases[ci]);
+        struct molmo_model *m = load_with(cases[ci], kernels, threads);
+        fprintf(stderr, "%s: decode kernel %s, %d threads\n", cases[ci],
+                molmo_model_kernel_name(m), molmo_model_n_threads(m));
         struct jb_npy ids = {0}, imf = {0}, idx = {0}, lp = {0}, gen = {0}, dl = {0};
         npy(&ids, cases[ci], "input_ids.npy");
         npy(&imf, cases[ci], "image_features.npy");
@@ -146,6 +152,29 @@ Test(engine_stages, llm_reproduces_prefill_logits_and_greedy_decoding) {
         jb_npy_free(&dl);
         molmo_model_free_weights(m);
     }
+}
+
+Test(engine_stages, llm_reproduces_prefill_logits_and_greedy_decoding) { llm_parity(NULL, 0); }
+
+Test(engine_stages, decoding_on_the_scalar_reference_kernels_meets_the_same_threshold) {
+    llm_parity("scalar", 1);
+}
+
+/* Two threads split every decode product's rows (in steps of 4) over the pool. */
+Test(engine_stages, decoding_on_two_pool_threads_meets_the_same_threshold) {
+    llm_parity("best", 2);
+}
+
+Test(engine_stages, the_decode_kernels_are_chosen_at_load_and_named) {
+    struct molmo_model *m = load_with(cases[0], "scalar", 1);
+    cr_expect_str_eq(molmo_model_kernel_name(m), "scalar");
+    molmo_model_free_weights(m);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/%s", jb_test_golden_dir(), cases[0]);
+    struct molmo_load_opts o = {.max_seq = 64, .kernels = "sse9"};
+    struct jb_err err = {0};
+    cr_expect_lt(molmo_model_load_weights(&m, dir, &o, &err), 0);
+    cr_expect(strstr(err.msg, "sse9") != NULL, "%s", err.msg);
 }
 
 /* Buffers are sized at load for max_seq positions: a prompt of exactly max_seq tokens runs (the
