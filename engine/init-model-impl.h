@@ -18,18 +18,25 @@ struct jb_err;
 enum molmo_init_size {
     MOLMO_INIT_TINY,  /* the golden tiny sizes: LLM 64 wide x 2 layers, ViT 64 wide x 10 layers */
     MOLMO_INIT_SMALL, /* LLM 128 wide x 4 layers, ViT 128 wide x 12 layers */
+    /* the released dense shapes (molmo.md §1), ViT-L/14-336 with 23 layers */
+    MOLMO_INIT_7B_O,  /* OLMo: norm-after, QK-norm, no QKV bias */
+    MOLMO_INIT_7B_D,  /* Qwen2-7B */
+    MOLMO_INIT_72B,   /* Qwen2-72B */
 };
 
 struct molmo_init_opts {
     uint64_t seed;
     enum molmo_init_size size;
+    int layers;     /* LLM blocks; 0 = the size's own */
+    int vit_layers; /* ViT blocks; 0 = the size's own (vit_layers [-2, -9], or [-1, -N] below 9) */
+    int bf16;       /* weights stored as BF16 (rounded to nearest even) instead of F32 */
 };
 
-/* Parses "tiny" or "small"; -1 otherwise. */
+/* Parses "tiny", "small", "7b-o", "7b-d", "72b"; -1 otherwise. */
 int molmo_init_size_parse(const char *s, enum molmo_init_size *out);
 
 /* Writes the checkpoint into dir (created if missing; existing files of the same names are
- * replaced atomically). Returns 0 or a JB_E* code with err naming the file. */
+ * replaced atomically), streaming each shard so that no tensor is held in memory. Returns 0 or a JB_E* code with err naming the file. */
 int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, struct jb_err *err);
 
 /* Writes one safetensors file: tensors name[i] with shape shape[i][0..ndim[i]-1] of float32

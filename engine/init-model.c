@@ -8,10 +8,12 @@
 
 #include "common/jb-err.h"
 #include "common/jb-mmap.h"
+#include "engine/molmo.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,20 +21,28 @@
 struct dims {
     int d, H, K, L, I, E, V; /* LLM: width, heads, KV heads, layers, fused FFN rows, rows, vocab */
     int vD, vH, vL, vF;      /* ViT: width, heads, layers, MLP width */
+    int qkv_bias, qk_norm, norm_after;
+    double eps, theta;
 };
 
-/* tiny = the golden molmo-tiny-qwen2 sizes; small is about 4x the compute per token. */
-static const struct dims dims_tiny = {64, 4, 2, 2, 256, 264, 264, 64, 4, 10, 128};
-static const struct dims dims_small = {128, 8, 4, 4, 768, 264, 264, 128, 8, 12, 256};
+/* tiny = the golden molmo-tiny-qwen2 sizes; small is about 4x the compute per token. The
+ * released shapes are molmo.md §1's table (ViT-L/14-336 with 23 layers, §1.2). */
+static const struct dims dims_of[] = {
+    [MOLMO_INIT_TINY] = {64, 4, 2, 2, 256, 264, 264, 64, 4, 10, 128, 1, 0, 0, 1e-6, 1e6},
+    [MOLMO_INIT_SMALL] = {128, 8, 4, 4, 768, 264, 264, 128, 8, 12, 256, 1, 0, 0, 1e-6, 1e6},
+    [MOLMO_INIT_7B_O] = {4096, 32, 32, 32, 22016, 100352, 100278, 1024, 16, 23, 4096, 0, 1, 1,
+                         1e-6, 5e5},
+    [MOLMO_INIT_7B_D] = {3584, 28, 4, 28, 37888, 152064, 152064, 1024, 16, 23, 4096, 1, 0, 0,
+                         1e-6, 1e6},
+    [MOLMO_INIT_72B] = {8192, 64, 8, 80, 59136, 152064, 152064, 1024, 16, 23, 4096, 1, 0, 0,
+                        1e-5, 1e6},
+};
 
 int molmo_init_size_parse(const char *s, enum molmo_init_size *out) {
-    if (!strcmp(s, "tiny"))
-        *out = MOLMO_INIT_TINY;
-    else if (!strcmp(s, "small"))
-        *out = MOLMO_INIT_SMALL;
-    else
-        return -1;
-    return 0;
+    static const char *const names[] = {"tiny", "small", "7b-o", "7b-d", "72b"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, names[i])) return *out = (enum molmo_init_size)i, 0;
+    return -1;
 }
 
 /* ---- safetensors ---- */
@@ -169,8 +179,12 @@ static int tensor_list(struct tlist *l, const struct dims *m) {
     const int hd = m->d / m->H, qkv = m->d + 2 * m->K * hd;
     for (int b = 0; b < m->L; b++) {
         const char *p = "model.transformer.blocks";
-        rc |= add(l, 0, INIT_SMALL, qkv, 0, "%s.%d.att_proj.bias", p, b);
+        if (m->qkv_bias) rc |= add(l, 0, INIT_SMALL, qkv, 0, "%s.%d.att_proj.bias", p, b);
         rc |= add(l, 0, INIT_LINEAR, qkv, m->d, "%s.%d.att_proj.weight", p, b);
+        if (m->qk_norm) {
+            rc |= add(l, 0, INIT_ONES, m->d, 0, "%s.%d.q_norm.weight", p, b);
+            rc |= add(l, 0, INIT_ONES, m->K * hd, 0, "%s.%d.k_norm.weight", p, b);
+        }
         rc |= add(l, 0, INIT_ONES, m->d, 0, "%s.%d.attn_norm.weight", p, b);
         rc |= add(l, 0, INIT_LINEAR, m->d, m->d, "%s.%d.attn_out.weight", p, b);
         rc |= add(l, 0, INIT_ONES, m->d, 0, "%s.%d.ff_norm.weight", p, b);
@@ -234,14 +248,20 @@ static uint64_t fnv1a(const char *s) {
     return h;
 }
 
+/* A tensor's values, produced in pieces (the stream of one tensor never sits in memory). */
+struct gen {
+    enum init_kind kind;
+    float a;
+    uint64_t s;
+};
+
 /* Uniform on [-a, a) with a = sd * sqrt(3): 24 random bits scaled by powers of two, then one
  * float multiply, so no libm call and the same bits everywhere. */
-static void fill(struct tensor *t, uint64_t seed) {
-    size_t n = (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
-    if (t->kind == INIT_ONES || t->kind == INIT_ZEROS) {
-        for (size_t i = 0; i < n; i++) t->data[i] = t->kind == INIT_ONES ? 1.0f : 0.0f;
-        return;
-    }
+static void gen_start(struct gen *g, const struct tensor *t, uint64_t seed) {
+    g->kind = t->kind;
+    g->a = 0;
+    g->s = 0;
+    if (t->kind == INIT_ONES || t->kind == INIT_ZEROS) return;
     /* sqrt(3) = 1.7320508; 1/sqrt(in) for the fan-ins used here, in double then rounded once. */
     double sd = t->kind == INIT_SMALL ? 0.02 : 1.0;
     if (t->kind == INIT_LINEAR) {
@@ -249,13 +269,95 @@ static void fill(struct tensor *t, uint64_t seed) {
         for (int k = 0; k < 60; k++) r = 0.5 * (r + in / r); /* Newton: sqrt(in) */
         sd = 1.0 / r;
     }
-    const float a = (float)(sd * 1.7320508075688772);
-    uint64_t s = seed ^ fnv1a(t->name);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t u = splitmix64(&s) >> 40;               /* 24 bits */
-        float v = (float)u * (1.0f / 8388608.0f) - 1.0f; /* [-1, 1), exact */
-        t->data[i] = v * a;
+    g->a = (float)(sd * 1.7320508075688772);
+    g->s = seed ^ fnv1a(t->name);
+}
+
+static void gen_next(struct gen *g, float *out, size_t n) {
+    if (g->kind == INIT_ONES || g->kind == INIT_ZEROS) {
+        for (size_t i = 0; i < n; i++) out[i] = g->kind == INIT_ONES ? 1.0f : 0.0f;
+        return;
     }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u = splitmix64(&g->s) >> 40;            /* 24 bits */
+        float v = (float)u * (1.0f / 8388608.0f) - 1.0f; /* [-1, 1), exact */
+        out[i] = v * g->a;
+    }
+}
+
+static size_t numel(const struct tensor *t) {
+    return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
+}
+
+/* One shard, streamed: the header (names sorted, as molmo_safetensors_write does), then each
+ * tensor generated and converted piece by piece, into path.tmp renamed into place. */
+static int write_shard(const char *path, struct tensor *const *ts, int n, int bf16,
+                       uint64_t seed, struct jb_err *err) {
+    json_t *hdr = json_object();
+    json_object_set_new(hdr, "__metadata__", json_pack("{s:s}", "format", "pt"));
+    size_t es = bf16 ? 2 : 4, off = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *sh = json_array();
+        for (int a = 0; a < ts[i]->ndim; a++) json_array_append_new(sh, json_integer(ts[i]->shape[a]));
+        size_t b = numel(ts[i]) * es;
+        json_object_set_new(hdr, ts[i]->name,
+                            json_pack("{s:s, s:o, s:[I,I]}", "dtype", bf16 ? "BF16" : "F32",
+                                      "shape", sh, "data_offsets", (json_int_t)off,
+                                      (json_int_t)(off + b)));
+        off += b;
+    }
+    char *text = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(hdr);
+    size_t pl = strlen(path) + 8;
+    char *tmp = malloc(pl);
+    enum { CHUNK = 1 << 18 };
+    float *buf = malloc(CHUNK * sizeof(float));
+    uint16_t *hb = malloc(CHUNK * sizeof(uint16_t));
+    FILE *fp = NULL;
+    int rc = 0;
+    if (!text || !tmp || !buf || !hb) {
+        rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    snprintf(tmp, pl, "%s.tmp", path);
+    if (!(fp = fopen(tmp, "wb"))) {
+        rc = jb_err_errno(err, errno, "%s: cannot create", tmp);
+        goto out;
+    }
+    size_t hl = strlen(text), padded = (8 + hl + 7) / 8 * 8 - 8;
+    uint64_t le = padded;
+    int bad = fwrite(&le, 1, 8, fp) != 8 || fwrite(text, 1, hl, fp) != hl;
+    for (size_t i = hl; i < padded && !bad; i++) bad = fputc(' ', fp) == EOF;
+    for (int i = 0; i < n && !bad; i++) {
+        struct gen g;
+        gen_start(&g, ts[i], seed);
+        for (size_t done = 0, total = numel(ts[i]); done < total && !bad;) {
+            size_t k = total - done < CHUNK ? total - done : CHUNK;
+            gen_next(&g, buf, k);
+            if (bf16) {
+                for (size_t j = 0; j < k; j++) hb[j] = molmo_f32_to_bf16(buf[j]);
+                bad = fwrite(hb, 2, k, fp) != k;
+            } else {
+                bad = fwrite(buf, 4, k, fp) != k;
+            }
+            done += k;
+        }
+    }
+    if (fclose(fp) != 0) bad = 1;
+    fp = NULL;
+    if (bad) {
+        rc = jb_err_errno(err, errno ? errno : EIO, "%s: write failed", tmp);
+        remove(tmp);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) rc = jb_err_errno(err, errno, "%s: cannot rename to %s", tmp, path);
+out:
+    if (fp) fclose(fp);
+    free(text);
+    free(tmp);
+    free(buf);
+    free(hb);
+    return rc;
 }
 
 /* ---- JSON files ---- */
@@ -283,7 +385,8 @@ static int write_json(const char *dir, const char *name, json_t *root, struct jb
 }
 
 /* molmo.md §1.1 with the golden checkpoints' key set. */
-static json_t *config_json(const struct dims *m) {
+static json_t *config_json(const struct dims *m, int bf16) {
+    int vl0 = m->vL >= 9 ? -2 : -1, vl1 = m->vL >= 9 ? -9 : -m->vL;
     json_t *vb = json_pack(
         "{s:[i,i], s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:f}",
         "image_default_input_size", 336, 336, "image_patch_size", 14, "image_pos_patch_size", 14,
@@ -293,14 +396,15 @@ static json_t *config_json(const struct dims *m) {
     return json_pack(
         "{s:[s], s:b, s:{s:s, s:s}, s:n, s:i, s:i, s:f, s:i, s:f, s:s, s:i, s:s, s:b, s:i, s:i,"
         " s:i, s:b, s:f, s:b, s:s, s:b, s:b, s:o, s:[i,i], s:i, s:b}",
-        "architectures", "MolmoForCausalLM", "attention_layer_norm", 0, "auto_map", "AutoConfig",
+        "architectures", "MolmoForCausalLM", "attention_layer_norm", m->qk_norm, "auto_map", "AutoConfig",
         "config_molmo.MolmoConfig", "AutoModelForCausalLM", "modeling_molmo.MolmoForCausalLM",
         "clip_qkv", "embedding_size", m->E, "hidden_size", m->d, "initializer_range", 0.02,
-        "intermediate_size", m->I, "layer_norm_eps", 1e-06, "layer_norm_type", "rms",
-        "max_position_embeddings", 4096, "model_type", "molmo", "norm_after", 0,
+        "intermediate_size", m->I, "layer_norm_eps", m->eps, "layer_norm_type", "rms",
+        "max_position_embeddings", 4096, "model_type", "molmo", "norm_after", m->norm_after,
         "num_attention_heads", m->H, "num_hidden_layers", m->L, "num_key_value_heads", m->K,
-        "qkv_bias", 1, "rope_theta", 1000000.0, "tie_word_embeddings", 0, "torch_dtype", "float32",
-        "use_cache", 1, "use_position_ids", 1, "vision_backbone", vb, "vit_layers", -2, -9,
+        "qkv_bias", m->qkv_bias, "rope_theta", m->theta, "tie_word_embeddings", 0, "torch_dtype",
+        bf16 ? "bfloat16" : "float32", "use_cache", 1, "use_position_ids", 1, "vision_backbone",
+        vb, "vit_layers", vl0, vl1,
         "vocab_size", m->V, "weight_tying", 0);
 }
 
@@ -380,14 +484,16 @@ static json_t *tokenizer_json(const struct dims *m) {
 /* ---- the checkpoint ---- */
 
 int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, struct jb_err *err) {
-    const struct dims *m = o->size == MOLMO_INIT_SMALL ? &dims_small : &dims_tiny;
+    if ((unsigned)o->size > MOLMO_INIT_72B)
+        return jb_err_set(err, JB_EINVAL, "init-model: unknown size %d", (int)o->size);
+    struct dims dm = dims_of[o->size];
+    if (o->layers > 0) dm.L = o->layers;
+    if (o->vit_layers > 0) dm.vL = o->vit_layers;
+    const struct dims *m = &dm;
     static const char *const shard_name[2] = {"model-00001-of-00002.safetensors",
                                               "model-00002-of-00002.safetensors"};
     struct tlist l = {0};
-    const char **names = NULL;
-    const float **datas = NULL;
-    int *ndims = NULL;
-    int64_t(*shapes)[4] = NULL;
+    struct tensor **sel = NULL;
     char *path = NULL;
     int rc = jb_mkdir_p(dir, err);
     if (rc) return rc;
@@ -395,41 +501,29 @@ int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, str
         rc = jb_err_set(err, JB_ENOMEM, "out of memory");
         goto out;
     }
-    names = calloc((size_t)l.n, sizeof *names);
-    datas = calloc((size_t)l.n, sizeof *datas);
-    ndims = calloc((size_t)l.n, sizeof *ndims);
-    shapes = calloc((size_t)l.n, sizeof *shapes);
+    sel = calloc((size_t)l.n, sizeof *sel);
     path = malloc(strlen(dir) + 64);
-    if (!names || !datas || !ndims || !shapes || !path) {
+    if (!sel || !path) {
         rc = jb_err_set(err, JB_ENOMEM, "out of memory");
         goto out;
     }
     int64_t total = 0;
-    for (int i = 0; i < l.n; i++) {
-        struct tensor *t = &l.t[i];
-        size_t n = (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
-        if (!(t->data = malloc(n * sizeof(float)))) {
-            rc = jb_err_set(err, JB_ENOMEM, "out of memory");
-            goto out;
-        }
-        fill(t, o->seed);
-        total += (int64_t)(n * sizeof(float));
-    }
+    for (int i = 0; i < l.n; i++) total += (int64_t)(numel(&l.t[i]) * (o->bf16 ? 2 : 4));
     json_t *wmap = json_object();
     for (int s = 0; s < 2 && !rc; s++) {
         int k = 0;
-        for (int i = 0; i < l.n; i++) {
+        for (int i = 0; i < l.n; i++) { /* insertion sort by name */
             if (l.t[i].shard != s) continue;
-            names[k] = l.t[i].name;
-            datas[k] = l.t[i].data;
-            ndims[k] = l.t[i].ndim;
-            memcpy(shapes[k], l.t[i].shape, sizeof shapes[k]);
+            int j = k++;
+            while (j > 0 && strcmp(sel[j - 1]->name, l.t[i].name) > 0) {
+                sel[j] = sel[j - 1];
+                j--;
+            }
+            sel[j] = &l.t[i];
             json_object_set_new(wmap, l.t[i].name, json_string(shard_name[s]));
-            k++;
         }
         sprintf(path, "%s/%s", dir, shard_name[s]);
-        rc =
-            molmo_safetensors_write(path, k, names, ndims, (const int64_t(*)[4])shapes, datas, err);
+        rc = write_shard(path, sel, k, o->bf16, o->seed, err);
     }
     if (rc) {
         json_decref(wmap);
@@ -456,19 +550,15 @@ int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, str
                     json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total,
                               "weight_map", sorted),
                     err);
-    if (!rc) rc = write_json(dir, "config.json", config_json(m), err);
+    if (!rc) rc = write_json(dir, "config.json", config_json(m, o->bf16), err);
     if (!rc) rc = write_json(dir, "preprocessor_config.json", preprocessor_json(), err);
     if (!rc)
         rc = write_json(dir, "generation_config.json",
                         json_pack("{s:i, s:i}", "eos_token_id", 256, "pad_token_id", 256), err);
     if (!rc) rc = write_json(dir, "tokenizer.json", tokenizer_json(m), err);
 out:
-    for (int i = 0; i < l.n; i++) free(l.t[i].data);
     free(l.t);
-    free(names);
-    free(datas);
-    free(ndims);
-    free(shapes);
+    free(sel);
     free(path);
     return rc;
 }

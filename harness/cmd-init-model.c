@@ -9,9 +9,12 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void usage(void) {
     printf("usage: joulebench init-model --out DIR [--seed N] [--size tiny|small]\n"
+           "       joulebench init-model --out DIR --shape 7b-o|7b-d|72b [--layers N]\n"
+           "                             [--vit-layers N] [--dtype f32|bf16] [--seed N]\n"
            "\n"
            "Writes a Molmo checkpoint in the released layout (Molmo-7B-D / Qwen2 names) with\n"
            "deterministic random weights: config.json, preprocessor_config.json,\n"
@@ -24,6 +27,12 @@ static void usage(void) {
            "  --seed N       PRNG seed (default 0)\n"
            "  --size SIZE    tiny (LLM 64 x 2 layers, ViT 64 x 10; 2.3 MB, the default) or\n"
            "                 small (LLM 128 x 4 layers, ViT 128 x 12)\n"
+           "  --shape SHAPE  a released shape (molmo.md section 1): 7b-o, 7b-d or 72b, with\n"
+           "                 ViT-L/14-336 (23 layers); to measure speed without downloading\n"
+           "  --layers N     LLM blocks instead of the shape's own\n"
+           "  --vit-layers N ViT blocks instead of the shape's own\n"
+           "  --dtype DTYPE  f32 (default) or bf16 weights, written shard by shard as\n"
+           "                 they are generated (nothing is held in memory)\n"
            "  -h, --help     this text\n");
 }
 
@@ -32,6 +41,10 @@ static int run(int argc, char **argv) {
         {"out", required_argument, NULL, 'o'},
         {"seed", required_argument, NULL, 's'},
         {"size", required_argument, NULL, 'z'},
+        {"shape", required_argument, NULL, 'S'},
+        {"layers", required_argument, NULL, 'l'},
+        {"vit-layers", required_argument, NULL, 'v'},
+        {"dtype", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
@@ -55,6 +68,30 @@ static int run(int argc, char **argv) {
         case 'z':
             if (molmo_init_size_parse(optarg, &o.size) < 0)
                 return harness_usage_error("init-model", "--size is tiny or small, not '%s'",
+                                           optarg);
+            break;
+        case 'S':
+            if (molmo_init_size_parse(optarg, &o.size) < 0 || o.size < MOLMO_INIT_7B_O)
+                return harness_usage_error("init-model", "--shape is 7b-o, 7b-d or 72b, not '%s'",
+                                           optarg);
+            break;
+        case 'l':
+        case 'v': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 1000)
+                return harness_usage_error("init-model", "--%s wants an integer in 1..1000, not '%s'",
+                                           c == 'l' ? "layers" : "vit-layers", optarg);
+            *(c == 'l' ? &o.layers : &o.vit_layers) = (int)v;
+            break;
+        }
+        case 'd':
+            if (!strcmp(optarg, "bf16"))
+                o.bf16 = 1;
+            else if (!strcmp(optarg, "f32"))
+                o.bf16 = 0;
+            else
+                return harness_usage_error("init-model", "--dtype is f32 or bf16, not '%s'",
                                            optarg);
             break;
         case 'h': usage(); return 0;

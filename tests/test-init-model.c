@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "engine/init-model-impl.h"
+#include "engine/model-impl.h"
 
 #include "common/jb-err.h"
 #include "common/jb-json.h"
@@ -237,4 +238,51 @@ Test(init_model, tokenizer_has_the_byte_alphabet_and_image_tokens) {
     free(p);
     jb_test_rmtree(dir);
     free(dir);
+}
+
+/* --layers / --vit-layers / --dtype bf16 on the tiny sizes (the released shapes write GBs, too
+ * much for make check): the engine loads it with those layer counts, every weight is BF16 and
+ * equals the F32 checkpoint of the same seed rounded to nearest even (SplitMix64 streams per
+ * tensor name, so the layer count does not change a tensor's values). */
+Test(init_model, layers_and_bf16_options_give_a_rounded_twin_the_engine_loads) {
+    char *f32 = jb_test_tmpdir(), *bf = jb_test_tmpdir();
+    struct jb_err err = {0};
+    struct molmo_init_opts o = {.seed = 7, .size = MOLMO_INIT_TINY, .layers = 3, .vit_layers = 4};
+    cr_assert_eq(molmo_init_model_write(f32, &o, &err), 0, "%s", err.msg);
+    o.bf16 = 1;
+    cr_assert_eq(molmo_init_model_write(bf, &o, &err), 0, "%s", err.msg);
+    struct molmo_model *a = NULL, *b = NULL;
+    struct molmo_load_opts lo = {.max_seq = 64};
+    cr_assert_eq(molmo_model_load_weights(&a, f32, &lo, &err), 0, "%s", err.msg);
+    cr_assert_eq(molmo_model_load_weights(&b, bf, &lo, &err), 0, "%s", err.msg);
+    cr_expect_eq(b->cfg.n_layers, 3);
+    cr_expect_eq(b->cfg.vit_layers, 4);
+    /* vit_layers [-1, -4] below 9 blocks: 0-based blocks 3 and 0 */
+    cr_expect_eq(b->cfg.vit_layer_a, 3);
+    cr_expect_eq(b->cfg.vit_layer_b, 0);
+    const struct molmo_tensor *ta = &a->w.blocks[2].ff_proj, *tb = &b->w.blocks[2].ff_proj;
+    cr_assert_eq(ta->dt, MOLMO_DTYPE_F32);
+    cr_assert_eq(tb->dt, MOLMO_DTYPE_BF16);
+    cr_assert_eq(ta->numel, tb->numel);
+    size_t bad = 0;
+    for (size_t i = 0; i < ta->numel; i++)
+        bad += molmo_f32_to_bf16(((const float *)ta->data)[i]) != ((const uint16_t *)tb->data)[i];
+    cr_expect_eq(bad, 0, "%zu of %zu values are not the rounded f32 ones", bad, ta->numel);
+    molmo_model_free_weights(a);
+    molmo_model_free_weights(b);
+    jb_test_rmtree(f32);
+    jb_test_rmtree(bf);
+    free(f32);
+    free(bf);
+}
+
+Test(init_model, the_cli_rejects_an_unknown_shape_and_bad_layer_counts) {
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' init-model --shape 13b --out /nonexistent/x", jb_test_bin());
+    cr_expect_eq(p.status, 2, "%s", p.err);
+    cr_expect(strstr(p.err, "13b") != NULL, "%s", p.err);
+    jb_test_proc_free(&p);
+    jb_test_run(&p, "'%s' init-model --shape 7b-d --layers 0 --out /nonexistent/x", jb_test_bin());
+    cr_expect_eq(p.status, 2, "%s", p.err);
+    jb_test_proc_free(&p);
 }
