@@ -11,6 +11,7 @@
 /* The probes and kernel tables are engine-internal (kernels-impl.h); bench is their one user
  * outside engine/ until molmo.h exports a bench entry point. */
 #include "engine/kernels-impl.h"
+#include "engine/model-impl.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -18,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 struct bench_opts {
     int machine, kernels;
@@ -25,6 +28,8 @@ struct bench_opts {
     long bw_mib;
     enum molmo_isa isa;
     const char *json_path;
+    const char *model;
+    int crops, prompt_tokens, gen_tokens;
 };
 
 /* Limits measured by bench_machine, used by later sections for fractions (0 = not measured). */
@@ -34,6 +39,8 @@ struct machine_limits {
 
 static void usage(void) {
     printf("usage: joulebench bench --machine [--kernels] [options]\n"
+           "       joulebench bench --model DIR [--crops N] [--prompt-tokens N] [--gen-tokens N]\n"
+           "                        [options]\n"
            "\n"
            "Measures this machine's limits, against which `bench` reports the engine's speed:\n"
            "streaming read bandwidth (every thread reads its share of a buffer much larger than\n"
@@ -44,10 +51,19 @@ static void usage(void) {
            "fraction of the read bandwidth) and OpenBLAS sgemm at 512x3584x3584 (fraction of the\n"
            "f32 peak).\n"
            "\n"
-           "  --machine        run the machine probes (needed for now: the model benchmark is\n"
-           "                   not there yet)\n"
+           "  --machine        run the machine probes (--kernels and --model run them too)\n"
+           "  --model DIR      the engine on a checkpoint (e.g. init-model --shape 7b-d): per\n"
+           "                   rep, ViT on --crops random crops, a prefill of --prompt-tokens\n"
+           "                   random ids and --gen-tokens greedy decode steps; prints ViT\n"
+           "                   ms per crop, prefill and decode tokens/s (median ± half the\n"
+           "                   range over --reps), peak resident memory, and each figure's\n"
+           "                   fraction of the machine limits measured after it\n"
+           "  --crops N        crops per rep (default 1)\n"
+           "  --prompt-tokens N  prefill length (default 512)\n"
+           "  --gen-tokens N   decode steps per rep (default 32)\n"
            "  --kernels        also time the decode kernels and sgemm (about 1 GiB of memory)\n"
-           "  --threads N      threads of the pool (default: the CPUs this process may use)\n"
+           "  --threads N      threads of the pool, the model and OpenBLAS (default: the CPUs\n"
+           "                   this process may use)\n"
            "  --reps N         repetitions, best taken (default 5)\n"
            "  --bw-mib N       read-bandwidth buffer in MiB (default 512)\n"
            "  --kernel NAME    scalar, avx2+fma, avx512-bf16/vnni or best (default best; never\n"
@@ -65,7 +81,7 @@ static void cpu_features(char *buf, size_t len, const struct molmo_cpu *c) {
 
 static void row(const char *probe, int threads, const char *kernel, const char *result,
                 const char *frac) {
-    printf("| %-36s | %7d | %-18s | %-14s | %-26s |\n", probe, threads, kernel, result, frac);
+    printf("| %-36s | %7d | %-18s | %-22s | %-26s |\n", probe, threads, kernel, result, frac);
 }
 
 static int bench_machine(struct jb_pool *pool, const struct bench_opts *o,
@@ -194,6 +210,212 @@ static int bench_kernels(struct jb_pool *pool, const struct bench_opts *o,
     return 0;
 }
 
+/* ---- --model: the engine on a checkpoint ------------------------------------------------- */
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median and half the range (max - min) / 2 of n values (sorted in place). */
+static void median_spread(double *v, int n, double *med, double *spread) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    *med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    *spread = 0.5 * (v[n - 1] - v[0]);
+}
+
+static size_t tensor_bytes(const struct molmo_tensor *t) {
+    return t->data ? t->numel * molmo_dtype_size(t->dt) : 0;
+}
+
+/* Weight bytes one decode step reads (every LLM product; the embedding row read is
+ * negligible), and the multiply-adds per token of those products (prefill FLOP = 2 x this x T
+ * plus attention). MoE: the router and top_k of n_experts experts. */
+static void llm_costs(const struct molmo_model *m, double *bytes, double *macs) {
+    const struct molmo_config *c = &m->cfg;
+    double b = 0, n = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const struct molmo_llm_block *k = &m->w.blocks[l];
+        const struct molmo_tensor *ts[] = {&k->att_proj, &k->attn_out, &k->ff_proj, &k->ff_out,
+                                           &k->router};
+        for (int i = 0; i < 5; i++) {
+            b += (double)tensor_bytes(ts[i]);
+            n += ts[i]->data ? (double)ts[i]->numel : 0;
+        }
+        if (c->moe && k->experts) {
+            double eb = 0, en = 0;
+            for (int x = 0; x < c->n_experts; x++) {
+                const struct molmo_expert *e = &k->experts[x];
+                eb += (double)(tensor_bytes(&e->gate_proj) + tensor_bytes(&e->up_proj) +
+                               tensor_bytes(&e->down_proj));
+                en += (double)(e->gate_proj.numel + e->up_proj.numel + e->down_proj.numel);
+            }
+            b += eb * c->top_k / c->n_experts;
+            n += en * c->top_k / c->n_experts;
+        }
+    }
+    b += (double)tensor_bytes(&m->w.lm_head);
+    n += (double)m->w.lm_head.numel;
+    *bytes = b;
+    *macs = n;
+}
+
+static uint64_t xorshift(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static long peak_rss_bytes(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss * 1024L : -1;
+}
+
+struct model_figures {
+    double vit_ms_per_crop, vit_flop_per_crop;
+    double prefill_tps, prefill_spread, prefill_flop_per_token;
+    double decode_tps, decode_spread, decode_bytes_per_token;
+    long peak_rss;
+    double weight_bytes, kv_bytes;
+    char kernel[32];
+    int threads;
+};
+
+/* Loads --model, then per rep: --crops ViT passes on random patches, a prefill of
+ * --prompt-tokens random ids, --gen-tokens greedy decode steps. */
+static int bench_model(const struct bench_opts *o, struct model_figures *f, struct jb_err *err) {
+    struct molmo_model *m = NULL;
+    struct molmo_load_opts lo = {.max_seq = o->prompt_tokens + o->gen_tokens + 1,
+                                 .max_crops = 1,
+                                 .n_threads = o->threads,
+                                 .kernels = molmo_isa_name(o->isa)};
+    int rc = molmo_model_load_weights(&m, o->model, &lo, err);
+    if (rc) return rc;
+    const struct molmo_config *c = &m->cfg;
+    int np = (c->image_size_h / c->patch) * (c->image_size_w / c->patch);
+    int pdim = c->patch * c->patch * 3, E = c->embedding_size;
+    float *patches = malloc((size_t)np * pdim * sizeof(float));
+    float *feats = malloc((size_t)np * 2 * c->vit_dim * sizeof(float));
+    float *logits = malloc((size_t)E * sizeof(float));
+    int32_t *ids = malloc((size_t)o->prompt_tokens * sizeof(int32_t));
+    double *tv = calloc((size_t)o->reps, sizeof(double)), *tp = calloc((size_t)o->reps, sizeof(double));
+    double *td = calloc((size_t)o->reps, sizeof(double));
+    if (!patches || !feats || !logits || !ids || !tv || !tp || !td) {
+        rc = jb_err_set(err, JB_ENOMEM, "bench: out of memory");
+        goto out;
+    }
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < (size_t)np * pdim; i++)
+        patches[i] = (float)(xorshift(&s) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+    for (int i = 0; i < o->prompt_tokens; i++)
+        ids[i] = (int32_t)(xorshift(&s) % (uint64_t)c->vocab_size);
+    for (int r = 0; r < o->reps; r++) {
+        double t0 = now_s();
+        for (int k = 0; k < o->crops && (rc = molmo_vit_forward(m, patches, feats, NULL, err)) == 0; k++) {}
+        if (rc) goto out;
+        double t1 = now_s();
+        rc = molmo_llm_prefill(m, ids, o->prompt_tokens, NULL, NULL, 0, NULL, logits, err);
+        if (rc) goto out;
+        double t2 = now_s();
+        for (int g = 0; g < o->gen_tokens; g++) {
+            rc = molmo_llm_decode(m, molmo_argmax(logits, E), logits, err);
+            if (rc) goto out;
+        }
+        double t3 = now_s();
+        tv[r] = o->crops > 0 ? (t1 - t0) / o->crops * 1e3 : 0.0;
+        tp[r] = o->prompt_tokens / (t2 - t1);
+        td[r] = o->gen_tokens > 0 ? o->gen_tokens / (t3 - t2) : 0.0;
+    }
+    double spread;
+    median_spread(tv, o->reps, &f->vit_ms_per_crop, &spread);
+    median_spread(tp, o->reps, &f->prefill_tps, &f->prefill_spread);
+    median_spread(td, o->reps, &f->decode_tps, &f->decode_spread);
+    f->peak_rss = peak_rss_bytes();
+    double macs;
+    llm_costs(m, &f->decode_bytes_per_token, &macs);
+    /* attention: q.k and p.v over on average T/2 causal positions, d wide, per token */
+    f->prefill_flop_per_token = 2.0 * macs + 2.0 * 2.0 * (o->prompt_tokens / 2.0) * c->d_model * c->n_layers;
+    /* ViT per crop (P = patches + CLS): patch embedding, 4 D x D projections and the 2 D x F
+     * MLP per block, q.k and p.v over P positions */
+    double P = np + 1, D = c->vit_dim, F = c->vit_mlp;
+    f->vit_flop_per_crop =
+        2.0 * np * pdim * D + c->vit_layers * (2.0 * P * (4 * D * D + 2 * D * F) + 4.0 * P * P * D);
+    f->weight_bytes = (double)molmo_model_file_bytes(m);
+    f->kv_bytes = 2.0 * c->n_layers * (o->prompt_tokens + o->gen_tokens) * c->n_kv_heads *
+                  c->head_dim * sizeof(float);
+    snprintf(f->kernel, sizeof f->kernel, "%s", m->kern.name);
+    f->threads = m->n_threads;
+out:
+    free(patches);
+    free(feats);
+    free(logits);
+    free(ids);
+    free(tv);
+    free(tp);
+    free(td);
+    molmo_model_free_weights(m);
+    return rc;
+}
+
+static void report_model(const struct bench_opts *o, const struct model_figures *f,
+                         const struct machine_limits *lim, json_t *out) {
+    char what[64], buf[64], frac[64];
+    int n = f->threads;
+    double vit_fps = f->vit_ms_per_crop > 0 ? f->vit_flop_per_crop / (f->vit_ms_per_crop * 1e-3) : 0;
+    double pre_fps = f->prefill_tps * f->prefill_flop_per_token;
+    double dec_bps = f->decode_tps * f->decode_bytes_per_token;
+    /* prefill runs float32 sgemm, so its limit is the f32 peak (the bf16 peak where the CPU has
+     * vdpbf16ps, the target the issue sets for bf16 weights) */
+    double peak = lim->bf16_flop_per_s > 0 ? lim->bf16_flop_per_s : lim->f32_flop_per_s;
+    const char *peak_name = lim->bf16_flop_per_s > 0 ? "bf16 peak" : "f32 peak";
+    double vit_frac = lim->f32_flop_per_s > 0 ? vit_fps / lim->f32_flop_per_s : 0;
+    double pre_frac = peak > 0 ? pre_fps / peak : 0;
+    double dec_frac = lim->read_bytes_per_s > 0 ? dec_bps / lim->read_bytes_per_s : 0;
+    snprintf(what, sizeof what, "vit, %d crop(s)", o->crops);
+    snprintf(buf, sizeof buf, "%.1f ms/crop", f->vit_ms_per_crop);
+    snprintf(frac, sizeof frac, "%.2f of f32 peak", vit_frac);
+    row(what, n, "cblas_sgemm", buf, frac);
+    snprintf(what, sizeof what, "prefill pp%d", o->prompt_tokens);
+    snprintf(buf, sizeof buf, "%.1f ± %.1f t/s", f->prefill_tps, f->prefill_spread);
+    snprintf(frac, sizeof frac, "%.2f of %s", pre_frac, peak_name);
+    row(what, n, "cblas_sgemm", buf, frac);
+    snprintf(what, sizeof what, "decode tg%d", o->gen_tokens);
+    snprintf(buf, sizeof buf, "%.2f ± %.2f t/s", f->decode_tps, f->decode_spread);
+    snprintf(frac, sizeof frac, "%.2f of read bandwidth", dec_frac);
+    row(what, n, f->kernel, buf, frac);
+    snprintf(buf, sizeof buf, "%.2f GB", f->peak_rss / 1e9);
+    snprintf(frac, sizeof frac, "%.3f of weights + KV", f->peak_rss / (f->weight_bytes + f->kv_bytes));
+    row("peak resident memory", n, "-", buf, frac);
+    json_object_set_new(out, "model", json_string(o->model));
+    json_object_set_new(out, "kernel", json_string(f->kernel));
+    json_object_set_new(out, "threads", json_integer(n));
+    json_object_set_new(out, "crops", json_integer(o->crops));
+    json_object_set_new(out, "prompt_tokens", json_integer(o->prompt_tokens));
+    json_object_set_new(out, "gen_tokens", json_integer(o->gen_tokens));
+    json_object_set_new(out, "reps", json_integer(o->reps));
+    json_object_set_new(out, "vit_ms_per_crop", json_real(f->vit_ms_per_crop));
+    json_object_set_new(out, "vit_peak_frac", json_real(vit_frac));
+    json_object_set_new(out, "prefill_tokens_per_s", json_real(f->prefill_tps));
+    json_object_set_new(out, "prefill_tokens_per_s_spread", json_real(f->prefill_spread));
+    json_object_set_new(out, "prefill_flop_per_s", json_real(pre_fps));
+    json_object_set_new(out, "prefill_peak_frac", json_real(pre_frac));
+    json_object_set_new(out, "prefill_peak", json_string(peak_name));
+    json_object_set_new(out, "decode_tokens_per_s", json_real(f->decode_tps));
+    json_object_set_new(out, "decode_tokens_per_s_spread", json_real(f->decode_spread));
+    json_object_set_new(out, "decode_bytes_per_token", json_real(f->decode_bytes_per_token));
+    json_object_set_new(out, "decode_bandwidth_frac", json_real(dec_frac));
+    json_object_set_new(out, "peak_rss_bytes", json_integer((json_int_t)f->peak_rss));
+    json_object_set_new(out, "weight_bytes", json_real(f->weight_bytes));
+    json_object_set_new(out, "kv_cache_bytes", json_real(f->kv_bytes));
+}
+
 static int default_threads(void) {
     cpu_set_t s;
     if (sched_getaffinity(0, sizeof s, &s) == 0 && CPU_COUNT(&s) > 0) return CPU_COUNT(&s);
@@ -206,10 +428,14 @@ static int run(int argc, char **argv) {
         {"threads", required_argument, NULL, 't'}, {"reps", required_argument, NULL, 'r'},
         {"bw-mib", required_argument, NULL, 'b'}, {"kernel", required_argument, NULL, 'K'},
         {"json", required_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
+        {"model", required_argument, NULL, 'M'}, {"crops", required_argument, NULL, 'c'},
+        {"prompt-tokens", required_argument, NULL, 'p'},
+        {"gen-tokens", required_argument, NULL, 'g'},
         {0, 0, 0, 0},
     };
     struct bench_opts o = {.threads = default_threads(), .reps = 5, .bw_mib = 512,
-                           .isa = MOLMO_ISA_BEST};
+                           .isa = MOLMO_ISA_BEST, .crops = 1, .prompt_tokens = 512,
+                           .gen_tokens = 32};
     int c;
     char *end;
     optind = 1;
@@ -237,21 +463,40 @@ static int run(int argc, char **argv) {
                 return harness_usage_error("bench", "--kernel: unknown kernel '%s'", optarg);
             break;
         case 'j': o.json_path = optarg; break;
+        case 'M': o.model = optarg; break;
+        case 'c':
+        case 'p':
+        case 'g': {
+            long v = strtol(optarg, &end, 10);
+            int lo = c == 'p' ? 1 : 0;
+            if (!*optarg || *end || v < lo || v > 1000000)
+                return harness_usage_error("bench", "--%s wants %d..1000000, not '%s'",
+                                           c == 'c' ? "crops" : c == 'p' ? "prompt-tokens"
+                                                                         : "gen-tokens",
+                                           lo, optarg);
+            *(c == 'c' ? &o.crops : c == 'p' ? &o.prompt_tokens : &o.gen_tokens) = (int)v;
+            break;
+        }
         case 'h': usage(); return 0;
         default: return harness_usage_error("bench", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
         return harness_usage_error("bench", "unexpected argument '%s'", argv[optind]);
-    if (!o.machine && !o.kernels)
-        return harness_usage_error("bench", "say what to measure: --machine and/or --kernels");
+    if (!o.machine && !o.kernels && !o.model)
+        return harness_usage_error("bench",
+                                   "say what to measure: --machine, --kernels and/or --model DIR");
 
     struct jb_err err = {0};
     struct jb_pool *pool = NULL;
     json_t *root = json_object(), *mach = json_object();
     struct machine_limits lim = {0};
-    int rc = jb_pool_open(&pool, o.threads, 1, &err);
-    if (rc) goto out;
+    struct model_figures mf = {0};
+    int rc = 0;
+    /* The model first, so that its peak resident memory is not the probes' buffers; its
+     * pool is closed before the probes open theirs. */
+    if (o.model && (rc = bench_model(&o, &mf, &err))) goto out;
+    if ((rc = jb_pool_open(&pool, o.threads, 1, &err))) goto out;
 
     struct molmo_cpu cpu = molmo_cpu_detect();
     struct molmo_kernels k;
@@ -260,15 +505,17 @@ static int run(int argc, char **argv) {
     cpu_features(feat, sizeof feat, &cpu);
     printf("cpu: %s\nkernel: %s (best this CPU runs: %s)\n\n", feat, k.name,
            molmo_isa_name(cpu.best));
-    printf("| %-36s | %7s | %-18s | %-14s | %-26s |\n", "probe", "threads", "kernel", "result",
+    printf("| %-36s | %7s | %-18s | %-22s | %-26s |\n", "probe", "threads", "kernel", "result",
            "fraction of limit");
-    printf("| %.36s | %.7s | %.18s | %.14s | %.26s |\n", "------------------------------------",
-           "------:", "------------------", "--------------", "--------------------------");
+    printf("| %.36s | %.7s | %.18s | %.22s | %.26s |\n", "------------------------------------",
+           "------:", "------------------", "----------------------",
+           "--------------------------");
     /* The kernels' fractions need the limits, so --kernels measures them too. */
     rc = bench_machine(pool, &o, &lim, mach, &err);
     if (rc) goto out;
     json_object_set_new(root, "machine", mach);
     mach = NULL;
+    if (o.model) report_model(&o, &mf, &lim, root);
     if (o.kernels) {
         json_t *kern = json_object();
         json_object_set_new(root, "kernels", kern);
@@ -284,6 +531,7 @@ out:
     if (rc) return harness_fail("bench: %s", err.msg);
     return 0;
 }
+
 
 const struct harness_cmd cmd_bench = {
     .name = "bench",

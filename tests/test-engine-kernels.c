@@ -9,6 +9,7 @@
 #include "engine/molmo.h"
 #include "tests/jb-test.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -476,4 +477,46 @@ Test(cli, bench_without_a_section_is_a_usage_error) {
     cr_assert_eq(p.status, 0);
     cr_assert(strstr(p.out, "usage: joulebench bench"));
     jb_test_proc_free(&p);
+}
+
+/* ---- joulebench bench --model ------------------------------------------------------------ */
+
+/* The tiny checkpoint (init-model-impl.h: d 64, 4 heads, 2 KV heads of 16, fused FFN 256,
+ * 2 layers, 264 embedding rows) reads per decode step, in float32:
+ *   att_proj 128x64 + attn_out 64x64 + ff_proj 256x64 + ff_out 64x128 = 36864 per layer,
+ *   x 2 layers + lm_head 264x64 = 90624 values = 362496 bytes. */
+Test(cli, bench_model_reports_speed_memory_and_fractions_of_the_limits) {
+    char *dir = jb_test_tmpdir();
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' init-model --size tiny --out '%s/m' && '%s' bench --model '%s/m' "
+                "--threads 2 --reps 2 --prompt-tokens 16 --gen-tokens 4 --bw-mib 64 "
+                "--json '%s/b.json'", jb_test_bin(), dir, jb_test_bin(), dir, dir);
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    cr_expect(strstr(p.out, "prefill pp16"), "%s", p.out);
+    cr_expect(strstr(p.out, "decode tg4"), "%s", p.out);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/b.json", dir);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    cr_assert(j, "%s", je.text);
+    static const char *const pos[] = {"decode_tokens_per_s", "prefill_tokens_per_s",
+                                      "vit_ms_per_crop", "peak_rss_bytes",
+                                      "decode_bandwidth_frac", "prefill_peak_frac"};
+    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++) {
+        json_t *v = json_object_get(j, pos[i]);
+        cr_expect(json_is_number(v) && json_number_value(v) > 0, "%s missing or not > 0", pos[i]);
+    }
+    cr_expect_eq(json_number_value(json_object_get(j, "decode_bytes_per_token")), 362496.0);
+    cr_expect_eq(json_integer_value(json_object_get(j, "prompt_tokens")), 16);
+    struct molmo_kernels k;
+    molmo_kernels_init(&k, molmo_cpu_detect(), MOLMO_ISA_BEST);
+    const char *kn = json_string_value(json_object_get(j, "kernel"));
+    cr_expect(kn && strcmp(kn, k.name) == 0, "kernel %s, want %s", kn ? kn : "(none)", k.name);
+    /* resident memory holds at least the mapped weights the passes read */
+    cr_expect_geq(json_number_value(json_object_get(j, "peak_rss_bytes")),
+                  json_number_value(json_object_get(j, "weight_bytes")) * 0.5);
+    json_decref(j);
+    jb_test_proc_free(&p);
+    jb_test_rmtree(dir);
+    free(dir);
 }
