@@ -383,11 +383,11 @@ static void report_model(const struct bench_opts *o, const struct model_figures 
     snprintf(frac, sizeof frac, "%.2f of f32 peak", vit_frac);
     row(what, n, "cblas_sgemm", buf, frac);
     snprintf(what, sizeof what, "prefill pp%d", o->prompt_tokens);
-    snprintf(buf, sizeof buf, "%.1f ± %.1f t/s", f->prefill_tps, f->prefill_spread);
+    snprintf(buf, sizeof buf, "%.1f +- %.1f t/s", f->prefill_tps, f->prefill_spread);
     snprintf(frac, sizeof frac, "%.2f of %s", pre_frac, peak_name);
     row(what, n, "cblas_sgemm", buf, frac);
     snprintf(what, sizeof what, "decode tg%d", o->gen_tokens);
-    snprintf(buf, sizeof buf, "%.2f ± %.2f t/s", f->decode_tps, f->decode_spread);
+    snprintf(buf, sizeof buf, "%.2f +- %.2f t/s", f->decode_tps, f->decode_spread);
     snprintf(frac, sizeof frac, "%.2f of read bandwidth", dec_frac);
     row(what, n, f->kernel, buf, frac);
     snprintf(buf, sizeof buf, "%.2f GB", f->peak_rss / 1e9);
