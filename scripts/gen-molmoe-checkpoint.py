@@ -18,6 +18,8 @@ import struct
 
 import numpy as np
 
+from molmo_layout import vision_tensors
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -50,27 +52,7 @@ def main():
         json.dump(cfg, fp, indent=2)
 
     shards = []
-    vis = []
-    v = "model.vision_backbone.image_vit."
-    vis += [(v + "patch_embedding.weight", [D, 588]), (v + "class_embedding", [D]),
-            (v + "positional_embedding", [577, D]), (v + "pre_ln.weight", [D]),
-            (v + "pre_ln.bias", [D])]
-    for n in range(a.vit_layers):
-        p = f"{v}transformer.resblocks.{n}."
-        for w in ("wq", "wk", "wv", "wo"):
-            vis += [(p + f"attention.{w}.weight", [D, D]), (p + f"attention.{w}.bias", [D])]
-        vis += [(p + "attention_norm.weight", [D]), (p + "attention_norm.bias", [D]),
-                (p + "ffn_norm.weight", [D]), (p + "ffn_norm.bias", [D]),
-                (p + "feed_forward.w1.weight", [F, D]), (p + "feed_forward.w1.bias", [F]),
-                (p + "feed_forward.w2.weight", [D, F]), (p + "feed_forward.w2.bias", [D])]
-    b = "model.vision_backbone."
-    vis.append((b + "pad_embed", [2, 2 * D]))
-    for w in ("wq", "wk", "wv"):
-        vis += [(b + f"image_pooling_2d.{w}.weight", [D, 2 * D]),
-                (b + f"image_pooling_2d.{w}.bias", [D])]
-    vis += [(b + "image_pooling_2d.wo.weight", [D, D]), (b + "image_pooling_2d.wo.bias", [D]),
-            (b + "image_projector.w1.weight", [f, D]), (b + "image_projector.w3.weight", [f, D]),
-            (b + "image_projector.w2.weight", [d, f])]
+    vis = vision_tensors(D, F, a.vit_layers, d, f)
     shards.append(vis)
     t = "model.transformer."
     shards.append([(t + "wte.embedding", [E, d]), (t + "wte.new_embedding", [128, d]),
