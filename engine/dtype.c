@@ -2,6 +2,8 @@
 
 #include "engine/molmo.h"
 
+#include "engine/kernels-impl.h"
+
 #include <string.h>
 
 static const struct {
@@ -11,6 +13,7 @@ static const struct {
     [MOLMO_DTYPE_F32] = {"F32", 4},
     [MOLMO_DTYPE_BF16] = {"BF16", 2},
     [MOLMO_DTYPE_F16] = {"F16", 2},
+    [MOLMO_DTYPE_Q8_0] = {"Q8_0", 0}, /* a block type: see molmo_dtype_bytes */
 };
 
 int molmo_dtype_parse(const char *tag, enum molmo_dtype *out) {
@@ -26,6 +29,11 @@ int molmo_dtype_parse(const char *tag, enum molmo_dtype *out) {
 const char *molmo_dtype_name(enum molmo_dtype dt) { return dtype_info[dt].tag; }
 
 size_t molmo_dtype_size(enum molmo_dtype dt) { return dtype_info[dt].size; }
+
+size_t molmo_dtype_bytes(enum molmo_dtype dt, size_t n) {
+    if (dt == MOLMO_DTYPE_Q8_0) return n / MOLMO_Q8_0_BLOCK * sizeof(struct molmo_q8_0_block);
+    return n * dtype_info[dt].size;
+}
 
 static float bits_to_f32(uint32_t b) {
     float f;
@@ -71,6 +79,17 @@ void molmo_convert_to_f32(float *dst, const void *src, enum molmo_dtype dt, size
     case MOLMO_DTYPE_F16:
         for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32((uint16_t)(s[2 * i] | s[2 * i + 1] << 8));
         break;
+    case MOLMO_DTYPE_Q8_0: {
+        /* blocks are 2-byte aligned at best: copy each out before reading its fields */
+        struct molmo_q8_0_block b;
+        for (size_t k = 0; k < n / MOLMO_Q8_0_BLOCK; k++) {
+            memcpy(&b, s + k * sizeof b, sizeof b);
+            float d = f16_to_f32(b.d);
+            float *o = dst + k * MOLMO_Q8_0_BLOCK;
+            for (int i = 0; i < MOLMO_Q8_0_BLOCK; i++) o[i] = d * (float)b.q[i];
+        }
+        break;
+    }
     }
 }
 

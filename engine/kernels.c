@@ -36,7 +36,8 @@ size_t molmo_linear_scratch_floats(int in_dim) {
 
 void molmo_tensor_rows(float *dst, const struct molmo_tensor *t, size_t r0, size_t n) {
     size_t cols = t->ndim >= 2 ? (size_t)t->shape[t->ndim - 1] : 1;
-    const unsigned char *src = (const unsigned char *)t->data + r0 * cols * molmo_dtype_size(t->dt);
+    /* Q8_0: cols is a multiple of 32 (checked at load), so rows start on whole blocks */
+    const unsigned char *src = (const unsigned char *)t->data + molmo_dtype_bytes(t->dt, r0 * cols);
     molmo_convert_to_f32(dst, src, t->dt, n * cols);
 }
 
@@ -79,10 +80,19 @@ void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
         type = MOLMO_WEIGHT_F32;
     else if (w->dt == MOLMO_DTYPE_BF16 && ((uintptr_t)w->data & 1) == 0)
         type = MOLMO_WEIGHT_BF16;
+    else if (w->dt == MOLMO_DTYPE_Q8_0 && ((uintptr_t)w->data & 1) == 0)
+        type = m->q8_int8_x ? MOLMO_WEIGHT_Q8_0 : MOLMO_WEIGHT_Q8_0_F32;
     else
         goto blas;
     int out = (int)w->shape[0], in = (int)w->shape[1];
-    molmo_matvec(m->pool, &m->kern, type, y, w->data, x, NULL, out, in);
+    /* integer q8_0 kernel: x quantized per 32-block into the model's buffers (sized at load
+     * for the widest LLM input; no allocation here) */
+    struct molmo_q8_x xq = {.d = m->q8x_d, .q = m->q8x_q, .n_in = in};
+    if (type == MOLMO_WEIGHT_Q8_0) {
+        if (in > m->q8x_cap) __builtin_trap(); /* sized at load: our bug */
+        m->kern.quantize_q8_x(&xq, x);
+    }
+    molmo_matvec(m->pool, &m->kern, type, y, w->data, x, &xq, out, in);
     if (b)
         for (int o = 0; o < out; o++) y[o] += b[o];
     return;

@@ -162,6 +162,10 @@ struct molmo_model {
     int n_threads;
     struct jb_pool *pool;         /* n_threads threads, pinned: the decode matvecs */
     struct molmo_kernels kern;    /* chosen at load (CPUID, opts->kernels) */
+    bool q8_int8_x;               /* q8_0 decode on the int8-x kernel (opts->q8_int8_x) */
+    float *q8x_d;                 /* [q8x_cap / 32]: decode x quantized for q8_0 weights */
+    int8_t *q8x_q;                /* [q8x_cap] */
+    int q8x_cap;
     struct molmo_tokenizer *tok;  /* NULL when loaded by molmo_model_load_weights alone */
     struct molmo_gen_ctx *gen;    /* preprocessing config, special ids (engine/generate.c) */
     char bind_missing[160];       /* the first tensor name loading looked for and missed */
@@ -211,12 +215,13 @@ void *molmo_arena_alloc(struct molmo_arena *a, size_t bytes);
 static inline size_t molmo_arena_mark(const struct molmo_arena *a) { return a->used; }
 static inline void molmo_arena_reset(struct molmo_arena *a, size_t mark) { a->used = mark; }
 
-/* y [T, out] = x [T, in] · Wᵀ (+ b) with W [out, in] in its stored dtype; F16/BF16 rows are
- * converted tile by tile into scratch from the arena (exact conversion). ldy = out. */
+/* y [T, out] = x [T, in] · Wᵀ (+ b) with W [out, in] in its stored dtype; F16/BF16/Q8_0 rows
+ * are converted tile by tile into scratch from the arena (exact conversion). ldy = out. */
 void molmo_linear(struct molmo_arena *a, float *y, const float *x, int T,
                   const struct molmo_tensor *w, const float *b);
-/* molmo_linear, except that a single row (T == 1, a decode step) with F32 or BF16 weights
- * runs on the model's matvec kernels over its pool, reading the weights in place. */
+/* molmo_linear, except that a single row (T == 1, a decode step) with F32, BF16 or Q8_0
+ * weights runs on the model's matvec kernels over its pool, reading the weights in place (Q8_0:
+ * x kept float32, or quantized to int8 blocks for the integer kernel with opts->q8_int8_x). */
 void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
                         const struct molmo_tensor *w, const float *b);
 /* The float32 value of rows [r0, r0+n) of a 2-D tensor into dst [n, cols]. */

@@ -298,6 +298,17 @@ int molmo_model_load_weights(struct molmo_model **out, const char *dir,
     if (m->n_threads > 0) openblas_set_num_threads(m->n_threads);
     else m->n_threads = openblas_get_num_threads();
     if (m->n_threads < 1) m->n_threads = 1;
+    m->q8_int8_x = opts && opts->q8_int8_x;
+    /* the decode x of q8_0 products: the widest LLM input is d_model or the feed-forward's */
+    m->q8x_cap = (c->d_model > c->ffn_rows ? c->d_model : c->ffn_rows) + MOLMO_Q8_0_BLOCK - 1;
+    m->q8x_cap -= m->q8x_cap % MOLMO_Q8_0_BLOCK;
+    m->q8x_d = aligned_alloc(64, ((size_t)m->q8x_cap / MOLMO_Q8_0_BLOCK * sizeof(float) + 63) /
+                                     64 * 64);
+    m->q8x_q = aligned_alloc(64, ((size_t)m->q8x_cap + 63) / 64 * 64);
+    if (!m->q8x_d || !m->q8x_q) {
+        rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
+        goto out;
+    }
     {
         enum molmo_isa want = MOLMO_ISA_BEST;
         if (opts && opts->kernels && molmo_isa_parse(opts->kernels, &want) < 0) {
@@ -359,6 +370,8 @@ void molmo_model_free_weights(struct molmo_model *m) {
     free(m->w.blocks);
     free(m->w.experts);
     free(m->arena.base);
+    free(m->q8x_d);
+    free(m->q8x_q);
     jb_pool_close(m->pool);
     free(m->dir);
     free(m);

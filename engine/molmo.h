@@ -23,22 +23,30 @@
 
 struct jb_err;
 
-/* Element types a checkpoint may store (safetensors tags F32, BF16, F16). */
+/* Element types a checkpoint may store (safetensors tags F32, BF16, F16, Q8_0). Q8_0 is a
+ * block type (README "q8_0 checkpoints"): a 2-D tensor [out, in] with in a multiple of 32,
+ * stored as out * in / 32 blocks of 34 bytes (binary16 scale, 32 int8). */
 enum molmo_dtype {
     MOLMO_DTYPE_F32,
     MOLMO_DTYPE_BF16,
     MOLMO_DTYPE_F16,
+    MOLMO_DTYPE_Q8_0,
 };
 
 /* Parses a safetensors dtype tag; returns 0, or -1 for a tag the engine does not read. */
 int molmo_dtype_parse(const char *tag, enum molmo_dtype *out);
 
-/* The tag of a dtype ("F32", "BF16", "F16") and its size in bytes. */
+/* The tag of a dtype ("F32", "BF16", "F16", "Q8_0") and the size of one element in bytes:
+ * 0 for the block type Q8_0, whose elements have no whole size (use molmo_dtype_bytes). */
 const char *molmo_dtype_name(enum molmo_dtype dt);
 size_t molmo_dtype_size(enum molmo_dtype dt);
+/* Bytes of n consecutive elements of dtype dt: n * size, or n / 32 * 34 for Q8_0 (n must be
+ * a multiple of 32 there: whole blocks; the loader only accepts rows of whole blocks). */
+size_t molmo_dtype_bytes(enum molmo_dtype dt, size_t n);
 
 /* Converts n little-endian elements of dtype dt at src to float32 at dst. BF16 is exact
- * (f32 bits = bf16 bits << 16); F16 is exact too, subnormals, infinities and NaN included. */
+ * (f32 bits = bf16 bits << 16); F16 is exact too, subnormals, infinities and NaN included.
+ * Q8_0: src is n / 32 whole blocks (n a multiple of 32), each value d * q (exact). */
 void molmo_convert_to_f32(float *dst, const void *src, enum molmo_dtype dt, size_t n);
 
 /* Rounds float32 to bfloat16 bits, to nearest even (NaN stays NaN). */
@@ -55,6 +63,10 @@ struct molmo_load_opts {
                      * 0 = OpenBLAS's default */
     const char *kernels;  /* decode matvec kernels: NULL or "best" = the best the CPU runs,
                            * else "scalar", "avx2", "avx512" (never above what the CPU has) */
+    bool q8_int8_x;       /* q8_0 weights at decode: quantize x to int8 per 32-block and run
+                           * the integer kernel (llama.cpp's Q8_0 x Q8_0: less arithmetic, but
+                           * x's rounding doubles the error), instead of the default kernel
+                           * that multiplies the weights by float32 x (exact up to the sums) */
 };
 
 /* Loads a checkpoint directory as released (config.json, model.safetensors.index.json and its

@@ -128,7 +128,8 @@ static int parse_entry(struct st_entry *e, const json_t *v, size_t data_len, con
         return jb_err_set(err, JB_EFORMAT, "%s: tensor '%s': missing dtype", path, name);
     if (molmo_dtype_parse(json_string_value(dt), &e->t.dt) < 0)
         return jb_err_set(err, JB_EUNSUPPORTED,
-                          "%s: tensor '%s': unsupported dtype '%s' (F32, BF16 and F16 are read)",
+                          "%s: tensor '%s': unsupported dtype '%s' (F32, BF16, F16 and Q8_0 are "
+                          "read)",
                           path, name, json_string_value(dt));
     const json_t *shape = json_object_get(v, "shape");
     if (!json_is_array(shape) || json_array_size(shape) > MOLMO_MAX_DIMS)
@@ -158,7 +159,13 @@ static int parse_entry(struct st_entry *e, const json_t *v, size_t data_len, con
                           "%s: tensor '%s': data_offsets [%lld, %lld] outside the data area "
                           "(%zu bytes; file truncated?)", path, name, (long long)b, (long long)en,
                           data_len);
-    size_t want = numel * molmo_dtype_size(e->t.dt);
+    if (e->t.dt == MOLMO_DTYPE_Q8_0 &&
+        (e->t.ndim != 2 || e->t.shape[1] == 0 || e->t.shape[1] % MOLMO_Q8_0_BLOCK != 0))
+        return jb_err_set(err, JB_EFORMAT,
+                          "%s: tensor '%s': Q8_0 needs a 2-D shape [out, in] with in a positive "
+                          "multiple of %d (rows of whole 32-value blocks)", path, name,
+                          MOLMO_Q8_0_BLOCK);
+    size_t want = molmo_dtype_bytes(e->t.dt, numel);
     if ((size_t)(en - b) != want)
         return jb_err_set(err, JB_EFORMAT,
                           "%s: tensor '%s': %lld bytes of data for %zu elements of %s (%zu bytes)",
