@@ -18,6 +18,9 @@ struct jb_err;
 enum molmo_convert_dtype {
     MOLMO_CONVERT_F32,  /* exact for every stored dtype: an F32 source is copied bit for bit */
     MOLMO_CONVERT_BF16, /* round to nearest even (a BF16 source is copied) */
+    MOLMO_CONVERT_Q8_0, /* the linear layers' weight matrices and the token embedding whose rows
+                         * are whole 32-blocks -> Q8_0 (kernels-impl.h, README); every other
+                         * tensor in its stored dtype; tensors start 64-byte aligned */
 };
 
 struct molmo_convert_opts {
@@ -26,7 +29,7 @@ struct molmo_convert_opts {
                            0 = 4 GiB */
 };
 
-/* Parses "f32" or "bf16"; -1 otherwise. */
+/* Parses "f32", "bf16" or "q8_0"; -1 otherwise. */
 int molmo_convert_dtype_parse(const char *s, enum molmo_convert_dtype *out);
 
 /* Reads the checkpoint in src (validated as a load does: config.json and every tensor) and

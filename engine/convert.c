@@ -10,6 +10,7 @@
 #include "common/jb-mmap.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -23,36 +24,33 @@
 int molmo_convert_dtype_parse(const char *s, enum molmo_convert_dtype *out) {
     if (strcmp(s, "f32") == 0) *out = MOLMO_CONVERT_F32;
     else if (strcmp(s, "bf16") == 0) *out = MOLMO_CONVERT_BF16;
+    else if (strcmp(s, "q8_0") == 0) *out = MOLMO_CONVERT_Q8_0;
     else return -1;
     return 0;
 }
 
-static const char *target_tag(enum molmo_convert_dtype d) {
-    switch (d) {
-    case MOLMO_CONVERT_F32: return "F32";
-    case MOLMO_CONVERT_BF16: return "BF16";
-    }
-    return "?";
-}
-
-static size_t target_size(enum molmo_convert_dtype d) {
-    switch (d) {
-    case MOLMO_CONVERT_F32: return 4;
-    case MOLMO_CONVERT_BF16: return 2;
-    }
-    return 0;
-}
-
-/* Elements [i0, i0+n) of t as the target dtype into out; f32 is scratch of n floats. */
-static void convert_rows(void *out, const struct molmo_tensor *t, size_t i0, size_t n,
-                         enum molmo_convert_dtype to, float *f32) {
-    size_t es = molmo_dtype_size(t->dt);
-    const unsigned char *src = (const unsigned char *)t->data + i0 * es;
+/* Elements [i0, i0+n) of t as dtype `to` into out; f32 is scratch of n floats. Q8_0: i0 and n
+ * are multiples of 32 and t's rows are whole blocks, so each block lies within one row. */
+static int convert_rows(void *out, const struct molmo_tensor *t, size_t i0, size_t n,
+                        enum molmo_dtype to, float *f32, struct jb_err *err) {
+    const unsigned char *src = (const unsigned char *)t->data + molmo_dtype_bytes(t->dt, i0);
     switch (to) {
-    case MOLMO_CONVERT_F32:
+    case MOLMO_DTYPE_F32:
         molmo_convert_to_f32(out, src, t->dt, n); /* F32: a plain copy */
         break;
-    case MOLMO_CONVERT_BF16:
+    case MOLMO_DTYPE_Q8_0:
+        if (t->dt == MOLMO_DTYPE_Q8_0) {
+            memcpy(out, src, molmo_dtype_bytes(to, n));
+        } else {
+            molmo_convert_to_f32(f32, src, t->dt, n);
+            struct jb_err e = {0};
+            if (molmo_q8_0_quantize_row(out, f32, (int)n, &e) < 0)
+                return jb_err_set(err, e.code, "tensor '%s', elements from %zu: %s", t->name, i0,
+                                  e.msg);
+        }
+        break;
+    case MOLMO_DTYPE_F16: /* never a target */
+    case MOLMO_DTYPE_BF16:
         if (t->dt == MOLMO_DTYPE_BF16) {
             memcpy(out, src, n * 2);
         } else {
@@ -66,6 +64,70 @@ static void convert_rows(void *out, const struct molmo_tensor *t, size_t i0, siz
         }
         break;
     }
+    return 0;
+}
+
+/* The dtype tensor i of s is written as. Q8_0 quantizes the 2-D weight matrices of the linear
+ * layers and the token embedding (those the model's forward multiplies by or looks rows up in,
+ * in[1] a multiple of 32: lin, sorted) and leaves every other tensor in its stored dtype. */
+static enum molmo_dtype target_of(const struct molmo_tensor *t, enum molmo_convert_dtype to,
+                                  const void *const *lin, size_t n_lin) {
+    switch (to) {
+    case MOLMO_CONVERT_F32: return MOLMO_DTYPE_F32;
+    case MOLMO_CONVERT_BF16: return MOLMO_DTYPE_BF16;
+    case MOLMO_CONVERT_Q8_0: break;
+    }
+    bool q = t->ndim == 2 && t->shape[1] > 0 && t->shape[1] % MOLMO_Q8_0_BLOCK == 0 &&
+             t->numel > 0;
+    for (size_t lo = 0, hi = n_lin; q && lo < hi;) { /* binary search on the data address */
+        size_t mid = lo + (hi - lo) / 2;
+        if (lin[mid] == t->data) return MOLMO_DTYPE_Q8_0;
+        if ((uintptr_t)lin[mid] < (uintptr_t)t->data) lo = mid + 1;
+        else hi = mid;
+    }
+    return t->dt;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t) * (const void *const *)a, y = (uintptr_t) * (const void *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* The data addresses of every matrix q8_0 may quantize (see target_of), sorted; *n set. */
+static const void **linear_weights(const struct molmo_model *m, size_t *n) {
+    const struct molmo_config *c = &m->cfg;
+    const struct molmo_weights *w = &m->w;
+    size_t cap = (size_t)c->vit_layers * 6 + 7 + 2 + (size_t)c->n_layers * 4 +
+                 (size_t)c->n_layers * (c->moe ? (size_t)c->n_experts * 3 : 0);
+    const void **p = malloc(cap * sizeof *p);
+    if (!p) return NULL;
+    size_t k = 0;
+    for (int l = 0; l < c->vit_layers; l++) {
+        const struct molmo_vit_block *b = &w->vit[l];
+        p[k++] = b->wq.data, p[k++] = b->wk.data, p[k++] = b->wv.data;
+        p[k++] = b->wo.data, p[k++] = b->w1.data, p[k++] = b->w2.data;
+    }
+    p[k++] = w->pool_wq.data, p[k++] = w->pool_wk.data, p[k++] = w->pool_wv.data;
+    p[k++] = w->pool_wo.data, p[k++] = w->proj_w1.data, p[k++] = w->proj_w2.data;
+    p[k++] = w->proj_w3.data;
+    p[k++] = w->wte.data, p[k++] = w->lm_head.data;
+    for (int l = 0; l < c->n_layers; l++) {
+        const struct molmo_llm_block *b = &w->blocks[l];
+        p[k++] = b->att_proj.data, p[k++] = b->attn_out.data;
+        if (!c->moe) {
+            p[k++] = b->ff_proj.data, p[k++] = b->ff_out.data;
+            continue;
+        }
+        p[k++] = NULL, p[k++] = NULL; /* dense slots unused; the router stays as stored */
+        for (int e = 0; e < c->n_experts; e++) {
+            p[k++] = b->experts[e].gate_proj.data;
+            p[k++] = b->experts[e].up_proj.data;
+            p[k++] = b->experts[e].down_proj.data;
+        }
+    }
+    qsort(p, k, sizeof *p, cmp_ptr);
+    *n = k;
+    return p;
 }
 
 static char *join(const char *dir, const char *name) {
@@ -77,7 +139,8 @@ static char *join(const char *dir, const char *name) {
 
 /* Writes shard `path` holding tensors [a, b) of s in file order. */
 static int write_shard(const struct molmo_st_set *s, size_t a, size_t b, const char *path,
-                       enum molmo_convert_dtype to, void *buf, float *f32, struct jb_err *err) {
+                       const enum molmo_dtype *to, size_t align, void *buf, float *f32,
+                       struct jb_err *err) {
     json_t *hdr = json_object();
     char *text = NULL, *tmp = malloc(strlen(path) + 5);
     FILE *fp = NULL;
@@ -88,16 +151,18 @@ static int write_shard(const struct molmo_st_set *s, size_t a, size_t b, const c
     }
     snprintf(tmp, strlen(path) + 5, "%s.tmp", path);
     json_object_set_new(hdr, "__metadata__", json_pack("{s:s}", "format", "pt"));
-    size_t off = 0, es = target_size(to);
+    size_t off = 0;
     for (size_t i = a; i < b; i++) {
         const struct molmo_tensor *t = molmo_st_get(s, i);
         json_t *sh = json_array();
         for (int k = 0; k < t->ndim; k++) json_array_append_new(sh, json_integer(t->shape[k]));
+        off = (off + align - 1) / align * align;
+        size_t bytes = molmo_dtype_bytes(to[i], t->numel);
         json_object_set_new(hdr, t->name,
-                            json_pack("{s:s, s:o, s:[I,I]}", "dtype", target_tag(to), "shape", sh,
-                                      "data_offsets", (json_int_t)off,
-                                      (json_int_t)(off + t->numel * es)));
-        off += t->numel * es;
+                            json_pack("{s:s, s:o, s:[I,I]}", "dtype", molmo_dtype_name(to[i]),
+                                      "shape", sh, "data_offsets", (json_int_t)off,
+                                      (json_int_t)(off + bytes)));
+        off += bytes;
     }
     text = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!text) {
@@ -115,14 +180,19 @@ static int write_shard(const struct molmo_st_set *s, size_t a, size_t b, const c
     for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     int bad = fwrite(le, 1, 8, fp) != 8 || fwrite(text, 1, hl, fp) != hl;
     for (size_t i = hl; i < padded && !bad; i++) bad = fputc(' ', fp) == EOF;
-    for (size_t i = a; i < b && !bad; i++) {
+    size_t at = 0; /* data bytes written so far */
+    for (size_t i = a; i < b && !bad && !rc; i++) {
         const struct molmo_tensor *t = molmo_st_get(s, i);
+        for (; at % align && !bad; at++) bad = fputc(0, fp) == EOF; /* alignment gap */
         for (size_t e0 = 0; e0 < t->numel && !bad; e0 += STEP_ELEMS) {
             size_t n = t->numel - e0 < STEP_ELEMS ? t->numel - e0 : STEP_ELEMS;
-            convert_rows(buf, t, e0, n, to, f32);
-            bad = fwrite(buf, es, n, fp) != n;
+            size_t bytes = molmo_dtype_bytes(to[i], n);
+            if ((rc = convert_rows(buf, t, e0, n, to[i], f32, err))) break;
+            bad = fwrite(buf, 1, bytes, fp) != bytes;
+            at += bytes;
         }
     }
+    if (rc) goto out;
     if (bad || fflush(fp) != 0) {
         rc = jb_err_errno(err, errno ? errno : EIO, "%s: write failed", tmp);
         goto out;
@@ -186,6 +256,8 @@ int molmo_convert(const char *src, const char *dst, const struct molmo_convert_o
     struct molmo_model *m = NULL;
     void *buf = NULL;
     float *f32 = NULL;
+    enum molmo_dtype *to = NULL;
+    const void **lin = NULL;
     char **shard = NULL;
     json_t *wmap = NULL;
     int n_shards = 0, rc;
@@ -198,19 +270,25 @@ int molmo_convert(const char *src, const char *dst, const struct molmo_convert_o
     const struct molmo_st_set *s = m->st;
     if ((rc = molmo_st_verify(s, err))) goto out;
     size_t limit = o->shard_bytes ? o->shard_bytes : (size_t)4 << 30;
-    size_t es = target_size(o->dtype), n = molmo_st_count(s);
+    size_t n = molmo_st_count(s), n_lin = 0;
+    /* q8_0 blocks are 34 bytes: every tensor then starts on a 64-byte boundary (zero gaps)
+     * so that F32 and BF16 tensors after them stay aligned */
+    size_t align = o->dtype == MOLMO_CONVERT_Q8_0 ? 64 : 1;
     buf = malloc(STEP_ELEMS * 4);
     f32 = malloc(STEP_ELEMS * sizeof(float));
+    to = malloc((n ? n : 1) * sizeof *to);
+    lin = linear_weights(m, &n_lin);
     size_t *first = calloc(n + 2, sizeof *first);  /* first tensor of each shard, then n */
     wmap = json_object();
-    if (!buf || !f32 || !first || !wmap) {
+    if (!buf || !f32 || !to || !lin || !first || !wmap) {
         free(first);
         rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dst);
         goto out;
     }
+    for (size_t i = 0; i < n; i++) to[i] = target_of(molmo_st_get(s, i), o->dtype, lin, n_lin);
     size_t cur = 0, total = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t bytes = molmo_st_get(s, i)->numel * es;
+        size_t bytes = molmo_dtype_bytes(to[i], molmo_st_get(s, i)->numel);
         if (i == 0 || (cur > 0 && cur + bytes > limit)) {
             first[n_shards++] = i;
             cur = 0;
@@ -233,7 +311,7 @@ int molmo_convert(const char *src, const char *dst, const struct molmo_convert_o
             rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dst);
             break;
         }
-        rc = write_shard(s, first[k], first[k + 1], shard[k], o->dtype, buf, f32, err);
+        rc = write_shard(s, first[k], first[k + 1], shard[k], to, align, buf, f32, err);
         for (size_t i = first[k]; i < first[k + 1] && !rc; i++)
             json_object_set_new(wmap, molmo_st_get(s, i)->name, json_string(name));
     }
@@ -259,6 +337,8 @@ out:
     json_decref(wmap);
     free(buf);
     free(f32);
+    free(to);
+    free(lin);
     molmo_model_free_weights(m);
     return rc;
 }

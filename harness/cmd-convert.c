@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 static void usage(void) {
-    printf("usage: joulebench convert --model DIR --out DIR [--dtype f32|bf16]\n"
+    printf("usage: joulebench convert --model DIR --out DIR [--dtype f32|bf16|q8_0]\n"
            "\n"
            "Rewrites a checkpoint the engine loads (safetensors shards, or the\n"
            "pytorch_model.bin MolmoE-1B is released as) as a safetensors checkpoint:\n"
@@ -19,8 +19,12 @@ static void usage(void) {
            "\n"
            "  --model DIR    the checkpoint to read\n"
            "  --out DIR      the directory to write (created; not the model directory)\n"
-           "  --dtype T      f32 (the default: exact, an F32 source is copied bit for bit) or\n"
-           "                 bf16 (half the size, rounded to nearest even)\n"
+           "  --dtype T      f32 (the default: exact, an F32 source is copied bit for bit),\n"
+           "                 bf16 (half the size, rounded to nearest even) or q8_0 (the\n"
+           "                 linear layers' weights and the token embedding in blocks of 32\n"
+           "                 int8 with a binary16 scale, 1.06 bytes a value; norms, biases,\n"
+           "                 positional and patch embeddings and the MoE router as stored;\n"
+           "                 see the README)\n"
            "  -h, --help     this text\n");
 }
 
@@ -42,7 +46,8 @@ static int run(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'd':
             if (molmo_convert_dtype_parse(optarg, &o.dtype) < 0)
-                return harness_usage_error("convert", "--dtype is f32 or bf16, not '%s'", optarg);
+                return harness_usage_error("convert", "--dtype is f32, bf16 or q8_0, not '%s'",
+                                           optarg);
             break;
         case 'h': usage(); return 0;
         default: return harness_usage_error("convert", "unknown option '%s'", argv[optind - 1]);
