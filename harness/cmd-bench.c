@@ -30,6 +30,7 @@ struct bench_opts {
     const char *json_path;
     const char *model;
     int crops, prompt_tokens, gen_tokens;
+    int q8_int8_x; /* --q8-x int8 */
 };
 
 /* Limits measured by bench_machine, used by later sections for fractions (0 = not measured). */
@@ -61,6 +62,8 @@ static void usage(void) {
            "  --crops N        crops per rep (default 1)\n"
            "  --prompt-tokens N  prefill length (default 512)\n"
            "  --gen-tokens N   decode steps per rep (default 32)\n"
+           "  --q8-x f32|int8  q8_0 weights: decode with x kept float32 (the default, as\n"
+           "                   generate and run) or quantized to int8 blocks (integer dots)\n"
            "  --kernels        also time the decode kernels and sgemm (about 1 GiB of memory)\n"
            "  --threads N      threads of the pool, the model and OpenBLAS (default: the CPUs\n"
            "                   this process may use)\n"
@@ -231,7 +234,7 @@ static void median_spread(double *v, int n, double *med, double *spread) {
 }
 
 static size_t tensor_bytes(const struct molmo_tensor *t) {
-    return t->data ? t->numel * molmo_dtype_size(t->dt) : 0;
+    return t->data ? molmo_dtype_bytes(t->dt, t->numel) : 0;
 }
 
 /* Weight bytes one decode step reads (every LLM product; the embedding row read is
@@ -285,6 +288,7 @@ struct model_figures {
     long peak_rss;
     double weight_bytes, kv_bytes;
     char kernel[32];
+    char weights[40]; /* the LLM weights' dtype, and for Q8_0 the decode x */
     int threads;
 };
 
@@ -295,7 +299,8 @@ static int bench_model(const struct bench_opts *o, struct model_figures *f, stru
     struct molmo_load_opts lo = {.max_seq = o->prompt_tokens + o->gen_tokens + 1,
                                  .max_crops = 1,
                                  .n_threads = o->threads,
-                                 .kernels = molmo_isa_name(o->isa)};
+                                 .kernels = molmo_isa_name(o->isa),
+                                 .q8_int8_x = o->q8_int8_x};
     int rc = molmo_model_load_weights(&m, o->model, &lo, err);
     if (rc) return rc;
     const struct molmo_config *c = &m->cfg;
@@ -351,6 +356,9 @@ static int bench_model(const struct bench_opts *o, struct model_figures *f, stru
     f->kv_bytes = 2.0 * c->n_layers * (o->prompt_tokens + o->gen_tokens) * c->n_kv_heads *
                   c->head_dim * sizeof(float);
     snprintf(f->kernel, sizeof f->kernel, "%s", m->kern.name);
+    enum molmo_dtype wdt = m->w.blocks[0].att_proj.dt;
+    snprintf(f->weights, sizeof f->weights, "%s%s", molmo_dtype_name(wdt),
+             wdt != MOLMO_DTYPE_Q8_0 ? "" : m->q8_int8_x ? " x int8" : " x f32");
     f->threads = m->n_threads;
 out:
     free(patches);
@@ -386,7 +394,7 @@ static void report_model(const struct bench_opts *o, const struct model_figures 
     snprintf(buf, sizeof buf, "%.1f +- %.1f t/s", f->prefill_tps, f->prefill_spread);
     snprintf(frac, sizeof frac, "%.2f of %s", pre_frac, peak_name);
     row(what, n, "cblas_sgemm", buf, frac);
-    snprintf(what, sizeof what, "decode tg%d", o->gen_tokens);
+    snprintf(what, sizeof what, "decode tg%d, %s weights", o->gen_tokens, f->weights);
     snprintf(buf, sizeof buf, "%.2f +- %.2f t/s", f->decode_tps, f->decode_spread);
     snprintf(frac, sizeof frac, "%.2f of read bandwidth", dec_frac);
     row(what, n, f->kernel, buf, frac);
@@ -395,6 +403,7 @@ static void report_model(const struct bench_opts *o, const struct model_figures 
     row("peak resident memory", n, "-", buf, frac);
     json_object_set_new(out, "model", json_string(o->model));
     json_object_set_new(out, "kernel", json_string(f->kernel));
+    json_object_set_new(out, "weights", json_string(f->weights));
     json_object_set_new(out, "threads", json_integer(n));
     json_object_set_new(out, "crops", json_integer(o->crops));
     json_object_set_new(out, "prompt_tokens", json_integer(o->prompt_tokens));
@@ -431,6 +440,7 @@ static int run(int argc, char **argv) {
         {"model", required_argument, NULL, 'M'}, {"crops", required_argument, NULL, 'c'},
         {"prompt-tokens", required_argument, NULL, 'p'},
         {"gen-tokens", required_argument, NULL, 'g'},
+        {"q8-x", required_argument, NULL, 'Q'},
         {0, 0, 0, 0},
     };
     struct bench_opts o = {.threads = default_threads(), .reps = 5, .bw_mib = 512,
@@ -463,6 +473,11 @@ static int run(int argc, char **argv) {
                 return harness_usage_error("bench", "--kernel: unknown kernel '%s'", optarg);
             break;
         case 'j': o.json_path = optarg; break;
+        case 'Q':
+            if (strcmp(optarg, "int8") != 0 && strcmp(optarg, "f32") != 0)
+                return harness_usage_error("bench", "--q8-x is int8 or f32, not '%s'", optarg);
+            o.q8_int8_x = optarg[0] == 'i';
+            break;
         case 'M': o.model = optarg; break;
         case 'c':
         case 'p':
