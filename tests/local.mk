@@ -2,6 +2,8 @@
 EXTRA_DIST += tests/data tests/fake-powercap.sh
 TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(JANSSON_CFLAGS)
 TEST_COMMON = tests/jb-test.c tests/jb-test.h
+# issue 8's parity criterion for the fast paths (links common's jb-npy)
+TEST_PARITY = tests/jb-parity.c tests/jb-parity.h
 
 check_PROGRAMS += tests/test-common
 tests_test_common_SOURCES = tests/test-common.c $(TEST_COMMON)
@@ -12,6 +14,13 @@ check_PROGRAMS += tests/test-engine
 tests_test_engine_SOURCES = tests/test-engine.c $(TEST_COMMON)
 tests_test_engine_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+
+# Its CLI tests run `joulebench convert`, `generate` and `bench`.
+check_PROGRAMS += tests/test-engine-q8
+tests_test_engine_q8_SOURCES = tests/test-engine-q8.c $(TEST_COMMON) $(TEST_PARITY)
+tests_test_engine_q8_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_q8_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+tests_test_engine_q8_DEPENDENCIES = joulebench$(EXEEXT)
 
 check_PROGRAMS += tests/test-engine-kernels
 tests_test_engine_kernels_SOURCES = tests/test-engine-kernels.c $(TEST_COMMON)
