@@ -118,8 +118,7 @@ static const void **linear_weights(const struct molmo_model *m, size_t *n) {
             p[k++] = b->ff_proj.data, p[k++] = b->ff_out.data;
             continue;
         }
-        p[k++] = NULL, p[k++] = NULL; /* dense slots unused; the router stays as stored */
-        for (int e = 0; e < c->n_experts; e++) {
+        for (int e = 0; e < c->n_experts; e++) { /* the router (b->router) stays as stored */
             p[k++] = b->experts[e].gate_proj.data;
             p[k++] = b->experts[e].up_proj.data;
             p[k++] = b->experts[e].down_proj.data;

@@ -362,6 +362,12 @@ out:
     return 0;
 }
 
+const char *molmo_model_weights_name(const struct molmo_model *m) {
+    enum molmo_dtype dt = m->cfg.n_layers > 0 ? m->w.blocks[0].att_proj.dt : MOLMO_DTYPE_F32;
+    if (dt == MOLMO_DTYPE_Q8_0) return m->q8_int8_x ? "Q8_0 x int8" : "Q8_0 x f32";
+    return molmo_dtype_name(dt);
+}
+
 void molmo_model_free_weights(struct molmo_model *m) {
     if (!m) return;
     molmo_st_close(m->st);

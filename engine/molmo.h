@@ -89,6 +89,11 @@ int molmo_model_n_threads(const struct molmo_model *m);
  * "avx512-bf16/vnni"): T = 1 products on F32 and BF16 weights run on them. */
 const char *molmo_model_kernel_name(const struct molmo_model *m);
 
+/* The LLM weights' dtype as the decode products read them: "F32", "BF16", "F16", or for
+ * q8_0 checkpoints "Q8_0 x f32" (x kept float32, the default) or "Q8_0 x int8" (x quantized
+ * per 32-block, load option q8_int8_x). */
+const char *molmo_model_weights_name(const struct molmo_model *m);
+
 /* ---- generation --------------------------------------------------------------------------- */
 
 enum molmo_phase {

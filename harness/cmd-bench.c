@@ -356,9 +356,7 @@ static int bench_model(const struct bench_opts *o, struct model_figures *f, stru
     f->kv_bytes = 2.0 * c->n_layers * (o->prompt_tokens + o->gen_tokens) * c->n_kv_heads *
                   c->head_dim * sizeof(float);
     snprintf(f->kernel, sizeof f->kernel, "%s", m->kern.name);
-    enum molmo_dtype wdt = m->w.blocks[0].att_proj.dt;
-    snprintf(f->weights, sizeof f->weights, "%s%s", molmo_dtype_name(wdt),
-             wdt != MOLMO_DTYPE_Q8_0 ? "" : m->q8_int8_x ? " x int8" : " x f32");
+    snprintf(f->weights, sizeof f->weights, "%s", molmo_model_weights_name(m));
     f->threads = m->n_threads;
 out:
     free(patches);

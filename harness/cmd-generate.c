@@ -96,7 +96,8 @@ static int run(int argc, char **argv) {
     }
     printf("tokens: %zu prompt (%zu image, %d crops), %zu generated%s\n", r.n_prompt_tokens,
            r.n_image_tokens, r.n_crops, r.n_ids, r.stopped_on_eos ? " (stopped at EOS)" : "");
-    printf("decode kernel: %s, %d threads\n", molmo_model_kernel_name(m), molmo_model_n_threads(m));
+    printf("decode kernel: %s, %s weights, %d threads\n", molmo_model_kernel_name(m),
+           molmo_model_weights_name(m), molmo_model_n_threads(m));
     molmo_result_free(&r);
     molmo_model_free(m);
     return 0;

@@ -367,6 +367,7 @@ Test(engine_q8, generate_and_bench_run_on_a_q8_0_checkpoint) {
                 jb_test_golden_dir());
     cr_assert_eq(p.status, 0, "%s", p.err);
     cr_assert(strstr(p.out, "3 generated"), "%s", p.out);
+    cr_assert(strstr(p.out, "Q8_0 x f32 weights"), "%s", p.out);
     jb_test_proc_free(&p);
     for (int f32_x = 0; f32_x < 2; f32_x++) {
         jb_test_run(&p, "'%s' bench --model '%s' --threads 1 --reps 1 --bw-mib 16 "
