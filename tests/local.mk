@@ -121,3 +121,11 @@ tests_test_engine_moe_CFLAGS = $(TEST_CFLAGS) $(ZLIB_CFLAGS)
 tests_test_engine_moe_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
 	$(CRITERION_LIBS) $(LIBS)
 tests_test_engine_moe_DEPENDENCIES = joulebench$(EXEEXT)
+
+# joulebench bench --model's joules per token: the estimate's labels, and the synthetic
+# powercap tree (tests/fake-powercap.sh) at a known power.
+check_PROGRAMS += tests/test-bench-energy
+tests_test_bench_energy_SOURCES = tests/test-bench-energy.c $(TEST_COMMON)
+tests_test_bench_energy_CFLAGS = $(TEST_CFLAGS)
+tests_test_bench_energy_LDADD = $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+tests_test_bench_energy_DEPENDENCIES = joulebench$(EXEEXT)
