@@ -32,6 +32,7 @@ struct bench_opts {
     const char *model;
     int crops, prompt_tokens, gen_tokens;
     const char *meter; /* --meter: NULL/"auto", a backend name, or "none" */
+    const char *activations; /* --activations: NULL (f32) or "bf16" */
     double tdp_w;      /* --tdp-w for the estimate; 0 = built-in table */
 };
 
@@ -78,6 +79,8 @@ static void usage(void) {
            "                   over all reps divided by the work, and are always printed with\n"
            "                   their source: measured (backend: domains) or estimated (model)\n"
            "  --tdp-w W        the CPU's TDP for the estimate (default: built-in table)\n"
+           "  --activations T  --model: f32 (default) or bf16 (products with BF16 weights\n"
+           "                   round their input to bf16 first)\n"
            "  --json FILE      also write the figures as one JSON object to FILE\n"
            "  -h, --help       this text\n");
 }
@@ -348,7 +351,8 @@ static int bench_model(const struct bench_opts *o, struct model_figures *f, stru
     struct molmo_load_opts lo = {.max_seq = o->prompt_tokens + o->gen_tokens + 1,
                                  .max_crops = 1,
                                  .n_threads = o->threads,
-                                 .kernels = molmo_isa_name(o->isa)};
+                                 .kernels = molmo_isa_name(o->isa),
+                                 .activations = o->activations};
     int rc = molmo_model_load_weights(&m, o->model, &lo, err);
     if (rc) return rc;
     const struct molmo_config *c = &m->cfg;
@@ -495,11 +499,12 @@ static void report_model(const struct bench_opts *o, const struct model_figures 
     snprintf(buf, sizeof buf, "%.1f ms/crop", f->vit_ms_per_crop);
     snprintf(frac, sizeof frac, "%.2f of f32 peak", vit_frac);
     row(what, n, "cblas_sgemm", buf, frac);
-    snprintf(what, sizeof what, "prefill pp%d", o->prompt_tokens);
+    const char *xs = o->activations && !strcmp(o->activations, "bf16") ? ", bf16 x" : "";
+    snprintf(what, sizeof what, "prefill pp%d%s", o->prompt_tokens, xs);
     snprintf(buf, sizeof buf, "%.1f +- %.1f t/s", f->prefill_tps, f->prefill_spread);
     snprintf(frac, sizeof frac, "%.2f of %s", pre_frac, peak_name);
     row(what, n, "cblas_sgemm", buf, frac);
-    snprintf(what, sizeof what, "decode tg%d", o->gen_tokens);
+    snprintf(what, sizeof what, "decode tg%d%s", o->gen_tokens, xs);
     snprintf(buf, sizeof buf, "%.2f +- %.2f t/s", f->decode_tps, f->decode_spread);
     snprintf(frac, sizeof frac, "%.2f of read bandwidth", dec_frac);
     row(what, n, f->kernel, buf, frac);
@@ -508,6 +513,7 @@ static void report_model(const struct bench_opts *o, const struct model_figures 
     row("peak resident memory", n, "-", buf, frac);
     json_object_set_new(out, "model", json_string(o->model));
     json_object_set_new(out, "kernel", json_string(f->kernel));
+    json_object_set_new(out, "activations", json_string(o->activations ? o->activations : "f32"));
     json_object_set_new(out, "threads", json_integer(n));
     json_object_set_new(out, "crops", json_integer(o->crops));
     json_object_set_new(out, "prompt_tokens", json_integer(o->prompt_tokens));
@@ -546,6 +552,7 @@ static int run(int argc, char **argv) {
         {"prompt-tokens", required_argument, NULL, 'p'},
         {"gen-tokens", required_argument, NULL, 'g'},
         {"meter", required_argument, NULL, 'E'}, {"tdp-w", required_argument, NULL, 'W'},
+        {"activations", required_argument, NULL, 'A'},
         {0, 0, 0, 0},
     };
     struct bench_opts o = {.threads = default_threads(), .reps = 5, .bw_mib = 512,
@@ -579,6 +586,12 @@ static int run(int argc, char **argv) {
             break;
         case 'j': o.json_path = optarg; break;
         case 'E': o.meter = optarg; break;
+        case 'A':
+            if (strcmp(optarg, "f32") != 0 && strcmp(optarg, "bf16") != 0)
+                return harness_usage_error("bench", "--activations is f32 or bf16, not '%s'",
+                                           optarg);
+            o.activations = optarg;
+            break;
         case 'W':
             o.tdp_w = strtod(optarg, &end);
             if (*end || !(o.tdp_w > 0 && o.tdp_w < 1e5))
