@@ -78,11 +78,14 @@ Test(bench_energy, the_estimate_is_labelled_in_text_and_json_and_within_its_mode
     free(dir);
 }
 
-Test(bench_energy, meter_none_gives_no_energy_figures) {
+Test(bench_energy, meter_none_gives_no_energy_figures_and_activations_are_recorded) {
     char *dir = jb_test_tmpdir();
     struct jb_test_proc p;
-    json_t *j = bench(&p, dir, "", "--meter none --reps 1 --prompt-tokens 8 --gen-tokens 2");
+    json_t *j = bench(&p, dir, "", "--meter none --reps 1 --prompt-tokens 8 --gen-tokens 2 "
+                                   "--activations bf16");
     cr_assert_str_eq(json_string_value(json_object_get(j, "energy_source")), "none");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "activations")), "bf16");
+    cr_assert(strstr(p.out, "decode tg2, bf16 x"), "%s", p.out);
     cr_assert(json_is_null(json_object_get(j, "decode_j_per_token")));
     cr_assert(json_is_null(json_object_get(j, "prefill_j_per_token")));
     cr_assert_null(strstr(p.out, "J/token"), "%s", p.out);
