@@ -290,6 +290,11 @@ Test(init_model, the_cli_rejects_an_unknown_shape_and_bad_layer_counts) {
     jb_test_run(&p, "'%s' init-model --shape 7b-d --layers 0 --out /nonexistent/x", jb_test_bin());
     cr_expect_eq(p.status, 2, "%s", p.err);
     jb_test_proc_free(&p);
+    /* --experts only means something for the mixture-of-experts shape */
+    jb_test_run(&p, "'%s' init-model --shape 7b-d --experts 2 --out /nonexistent/x", jb_test_bin());
+    cr_expect_eq(p.status, 2, "%s", p.err);
+    cr_expect(strstr(p.err, "--experts needs --shape molmoe-1b") != NULL, "%s", p.err);
+    jb_test_proc_free(&p);
 }
 
 /* MolmoE-1B at its released shapes. Expected values are the released allenai/MolmoE-1B-0924
@@ -299,8 +304,15 @@ Test(init_model, the_cli_rejects_an_unknown_shape_and_bad_layer_counts) {
  * 4096) and its modelling file's tensor names, as transcribed in molmo.md §1 and §2.2. One LLM
  * block with 2 experts and one ViT block keep the file at 0.5 GB instead of 14 GB; every
  * tensor keeps its released shape. */
-Test(init_model, molmoe_1b_has_the_released_shapes_and_loads) {
-    char *dir = jb_test_tmpdir();
+static char *big_dir; /* removed by .fini even when an assertion stops the test: 0.5 GB */
+static void remove_big_dir(void) {
+    if (big_dir) jb_test_rmtree(big_dir);
+    free(big_dir);
+    big_dir = NULL;
+}
+
+Test(init_model, molmoe_1b_has_the_released_shapes_and_loads, .fini = remove_big_dir) {
+    char *dir = big_dir = jb_test_tmpdir();
     struct jb_err err = {0};
     struct molmo_init_opts o = {.seed = 3, .size = MOLMO_INIT_MOLMOE_1B, .layers = 1,
                                 .vit_layers = 1, .experts = 2, .bf16 = 1};
@@ -373,6 +385,4 @@ Test(init_model, molmoe_1b_has_the_released_shapes_and_loads) {
     molmo_model_free_weights(m);
     free(p1);
     free(p2);
-    jb_test_rmtree(dir);
-    free(dir);
 }
