@@ -192,9 +192,10 @@ static int tensor_list(struct tlist *l, const struct dims *m) {
         rc |= add(l, 0, INIT_LINEAR, m->X, m->d, "%s.%d.mlp.gate.weight", p, b);
         for (int e = 0; e < m->X; e++) {
             const char *q = "mlp.experts";
-            rc |= add(l, 0, INIT_LINEAR, m->d, m->I / 2, "%s.%d.%s.%d.down_proj.weight", p, b, q, e);
-            rc |= add(l, 0, INIT_LINEAR, m->I / 2, m->d, "%s.%d.%s.%d.gate_proj.weight", p, b, q, e);
-            rc |= add(l, 0, INIT_LINEAR, m->I / 2, m->d, "%s.%d.%s.%d.up_proj.weight", p, b, q, e);
+            int f = m->I / 2;
+            rc |= add(l, 0, INIT_LINEAR, m->d, f, "%s.%d.%s.%d.down_proj.weight", p, b, q, e);
+            rc |= add(l, 0, INIT_LINEAR, f, m->d, "%s.%d.%s.%d.gate_proj.weight", p, b, q, e);
+            rc |= add(l, 0, INIT_LINEAR, f, m->d, "%s.%d.%s.%d.up_proj.weight", p, b, q, e);
         }
     }
     for (int b = 0; b < m->L && !m->X; b++) {
@@ -487,11 +488,19 @@ static json_t *olmo_config_json(const struct dims *m) {
         const char *k;
         int v;
     } set[] = {
-        {c, "d_model", m->d},         {c, "embedding_size", m->E},  {c, "moe_num_experts", m->X},
-        {c, "moe_top_k", m->top_k},   {c, "n_heads", m->H},         {c, "n_layers", m->L},
-        {c, "vocab_size", m->V},      {vb, "image_emb_dim", m->vD}, {vb, "image_head_dim", m->vD / m->vH},
-        {vb, "image_mlp_dim", m->vF}, {vb, "image_num_heads", m->vH},
-        {vb, "image_num_key_value_heads", m->vH}, {vb, "image_num_layers", m->vL},
+        {c, "d_model", m->d},
+        {c, "embedding_size", m->E},
+        {c, "moe_num_experts", m->X},
+        {c, "moe_top_k", m->top_k},
+        {c, "n_heads", m->H},
+        {c, "n_layers", m->L},
+        {c, "vocab_size", m->V},
+        {vb, "image_emb_dim", m->vD},
+        {vb, "image_head_dim", m->vD / m->vH},
+        {vb, "image_mlp_dim", m->vF},
+        {vb, "image_num_heads", m->vH},
+        {vb, "image_num_key_value_heads", m->vH},
+        {vb, "image_num_layers", m->vL},
     };
     for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
         json_object_set_new(set[i].o, set[i].k, json_integer(set[i].v));

@@ -472,8 +472,8 @@ static void report_energy(const struct bench_opts *o, const struct model_figures
     json_object_set_new(out, "decode_j_per_token", f->has_energy && gt > 0 ? json_real(dec) : nul);
     json_object_set_new(out, "prefill_energy_j", f->has_energy ? json_real(f->prefill_j) : nul);
     json_object_set_new(out, "decode_energy_j", f->has_energy ? json_real(f->decode_j) : nul);
-    json_object_set_new(out, "prefill_energy_s", f->has_energy ? json_real(f->prefill_s) : nul);
-    json_object_set_new(out, "decode_energy_s", f->has_energy ? json_real(f->decode_s) : nul);
+    json_object_set_new(out, "prefill_metered_s", f->has_energy ? json_real(f->prefill_s) : nul);
+    json_object_set_new(out, "decode_metered_s", f->has_energy ? json_real(f->decode_s) : nul);
     json_object_set_new(out, "energy_source",
                         json_string(f->has_energy ? meter_source_name(f->energy_source) : "none"));
     json_object_set_new(out, "energy_backend",

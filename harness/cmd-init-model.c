@@ -89,9 +89,9 @@ static int run(int argc, char **argv) {
             char *end;
             long v = strtol(optarg, &end, 10);
             if (!*optarg || *end || v < 1 || v > 1000)
-                return harness_usage_error("init-model", "--%s wants an integer in 1..1000, not '%s'",
-                                           c == 'l' ? "layers" : c == 'v' ? "vit-layers" : "experts",
-                                           optarg);
+                return harness_usage_error(
+                    "init-model", "--%s wants an integer in 1..1000, not '%s'",
+                    c == 'l' ? "layers" : c == 'v' ? "vit-layers" : "experts", optarg);
             *(c == 'l' ? &o.layers : c == 'v' ? &o.vit_layers : &o.experts) = (int)v;
             break;
         }

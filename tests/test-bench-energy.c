@@ -64,7 +64,7 @@ Test(bench_energy, the_estimate_is_labelled_in_text_and_json_and_within_its_mode
         char k[64];
         snprintf(k, sizeof k, "%s_energy_j", phase[i]);
         double e = num(j, k);
-        snprintf(k, sizeof k, "%s_energy_s", phase[i]);
+        snprintf(k, sizeof k, "%s_metered_s", phase[i]);
         double s = num(j, k);
         snprintf(k, sizeof k, "%s_j_per_token", phase[i]);
         cr_assert_float_eq(num(j, k), e / tokens[i], 1e-9 * (e + 1));
@@ -123,7 +123,7 @@ Test(bench_energy, a_known_synthetic_draw_gives_watts_times_seconds_per_token) {
     cr_assert(fabs(got - want) <= 0.05 * want + 2 * 0.05 * W,
               "decode: %.3f J/token x %g tokens = %.3f J; 40 W x %.3f s = %.3f J",
               got / gen, gen, got, seconds, want);
-    double ps = num(j, "prefill_energy_s");
+    double ps = num(j, "prefill_metered_s");
     double pj = num(j, "prefill_j_per_token") * 32;
     cr_assert(fabs(pj - W * ps) <= 0.05 * W * ps + 2 * 0.05 * W, "prefill %.3f J in %.3f s", pj,
               ps);

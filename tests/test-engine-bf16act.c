@@ -304,7 +304,8 @@ Test(bf16_activations, golden_qwen2_and_olmoe_in_bf16_keep_every_token_the_gap_r
 
 Test(bf16_activations, the_cli_rejects_an_unknown_activation_type) {
     struct jb_test_proc p;
-    jb_test_run(&p, "'%s' generate --model x --image y --prompt z --activations fp8", jb_test_bin());
+    jb_test_run(&p, "'%s' generate --model x --image y --prompt z --activations fp8",
+                jb_test_bin());
     cr_expect_eq(p.status, 2, "%s", p.err);
     cr_expect(strstr(p.err, "fp8"), "%s", p.err);
     jb_test_proc_free(&p);
