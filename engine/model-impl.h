@@ -136,6 +136,9 @@ struct molmo_weights {
 struct molmo_arena {
     char *base;
     size_t cap, used, high;
+    /* load option activations = "bf16": products with BF16 weights (molmo_linear,
+     * molmo_model_linear) round their input rows to bf16 first, into scratch taken here */
+    bool bf16_x;
 };
 
 struct molmo_tokenizer;
@@ -233,5 +236,9 @@ void molmo_softmax(float *x, int n);
 
 /* Floats a weight-tile conversion can need at most (sizes the arena). */
 size_t molmo_linear_scratch_floats(int in_dim);
+
+/* dst[i] = src[i] rounded to the nearest bf16 (ties to even; NaN stays NaN), as float32. dst
+ * may equal src. */
+void molmo_round_bf16(float *dst, const float *src, size_t n);
 
 #endif /* MOLMO_MODEL_IMPL_H */

@@ -67,6 +67,9 @@ struct molmo_load_opts {
                            * the integer kernel (llama.cpp's Q8_0 x Q8_0: less arithmetic, but
                            * x's rounding doubles the error), instead of the default kernel
                            * that multiplies the weights by float32 x (exact up to the sums) */
+    const char *activations; /* NULL or "f32": products use float32 activations; "bf16": every
+                              * product with BF16 weights first rounds its input activations to
+                              * bf16 (nearest even), as a vdpbf16ps kernel does */
 };
 
 /* Loads a checkpoint directory as released (config.json, model.safetensors.index.json and its
