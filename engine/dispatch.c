@@ -90,6 +90,8 @@ enum molmo_isa molmo_kernels_init(struct molmo_kernels *k, struct molmo_cpu cpu,
         if (!k->matvec_q8_0_f32) k->matvec_q8_0_f32 = tables[i]->matvec_q8_0_f32;
         if (!k->matvec_q8_0) k->matvec_q8_0 = tables[i]->matvec_q8_0;
         if (!k->quantize_q8_x) k->quantize_q8_x = tables[i]->quantize_q8_x;
+        if (!k->matvec_q8_0_x16) k->matvec_q8_0_x16 = tables[i]->matvec_q8_0_x16;
+        if (!k->quantize_q16_x) k->quantize_q16_x = tables[i]->quantize_q16_x;
     }
     return isa;
 }
@@ -100,7 +102,7 @@ struct matvec_job {
     float *y;
     const void *w;
     const float *x;
-    const struct molmo_q8_x *xq;
+    const void *xq;
     int n_in;
 };
 
@@ -113,12 +115,13 @@ static void matvec_rows(void *ctx, size_t begin, size_t end, int thread) {
     case MOLMO_WEIGHT_BF16: j->k->matvec_bf16(j->y, j->w, j->x, j->n_in, r0, r1); break;
     case MOLMO_WEIGHT_Q8_0: j->k->matvec_q8_0(j->y, j->w, j->xq, r0, r1); break;
     case MOLMO_WEIGHT_Q8_0_F32: j->k->matvec_q8_0_f32(j->y, j->w, j->x, j->n_in, r0, r1); break;
+    case MOLMO_WEIGHT_Q8_0_X16: j->k->matvec_q8_0_x16(j->y, j->w, j->xq, r0, r1); break;
     }
 }
 
 void molmo_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
                   enum molmo_weight_type type, float *y, const void *w, const float *x,
-                  const struct molmo_q8_x *xq, int n_out, int n_in) {
+                  const void *xq, int n_out, int n_in) {
     struct matvec_job j = {k, type, y, w, x, xq, n_in};
     jb_pool_for(pool, (size_t)n_out, 4, matvec_rows, &j);
 }

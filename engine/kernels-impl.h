@@ -52,6 +52,23 @@ struct molmo_q8_x {
     int n_in;
 };
 
+/* The activation side of the int16-x q8_0 kernel (the default for q8_0 decode): x quantized per
+ * 32-block to int16 with a float32 scale by molmo_q16_x_quantize:
+ *   m = max|x[i]| (float32), d = m / 32767 (float32 division), q[i] = rint(x[i] / d) clamped
+ *   to [-32767, 32767] (d = 0 -> all q = 0).
+ * |x[i] / d| <= 32767 * (1 + 2^-24)^2 < 32767.5, so rounding never passes 32767 (the clamp is
+ * for safety only); per element |x[i] - d * q[i]| <= d / 2 + |x[i]| * 2^-24 (the division's
+ * rounding) <= m * (1 / 65534 + 2^-23): about 2^-16 of the block's max, 258 times finer than
+ * int8 x.
+ * The product per block is an exact int32 sum (|sum| <= 32 * 127 * 32767 < 2^27) times dw * dx,
+ * so the error against the f32-x kernel is that of x's rounding, well below float32 sum noise
+ * at the sizes of the LLM (measured in tests/test-engine-q8.c). */
+struct molmo_q16_x {
+    float *d;      /* n_in / 32 scales */
+    int16_t *q;    /* n_in values */
+    int n_in;
+};
+
 /* Rounds float32 to binary16 bits, to nearest even (overflow -> inf, NaN -> quiet NaN), and the
  * exact way back. */
 uint16_t molmo_f32_to_f16(float x);
@@ -67,6 +84,8 @@ void molmo_q8_0_dequantize_row(float *out, const struct molmo_q8_0_block *b, int
 /* Quantizes activations x[0..xq->n_in) into xq (whose arrays the caller owns). x must be finite;
  * n_in a multiple of 32. */
 void molmo_q8_x_quantize(struct molmo_q8_x *xq, const float *x);
+/* Same for the int16 side (struct molmo_q16_x above). */
+void molmo_q16_x_quantize(struct molmo_q16_x *xq, const float *x);
 
 /* ------------------------------------------------------------------------------------------- */
 /* Kernels                                                                                     */
@@ -87,6 +106,11 @@ typedef void (*molmo_matvec_q8_0_f32_fn)(float *restrict y,
 /* q8_0 weights, q8 x: integer dot per block, y[r] = sum_b dw_b * dx_b * sum_i qw_i * qx_i. */
 typedef void (*molmo_matvec_q8_0_fn)(float *restrict y, const struct molmo_q8_0_block *restrict w,
                                      const struct molmo_q8_x *restrict xq, int row0, int row1);
+/* q8_0 weights, int16 x: y[r] = sum_b (dw_b * dx_b) * (exact int32 sum_i qw_i * qx_i). */
+typedef void (*molmo_matvec_q8_0_x16_fn)(float *restrict y,
+                                         const struct molmo_q8_0_block *restrict w,
+                                         const struct molmo_q16_x *restrict xq, int row0,
+                                         int row1);
 
 /* Instruction sets, in increasing order. AVX2 means AVX2 + FMA + F16C; AVX512 means
  * AVX-512 F/BW/VL + BF16 + VNNI (Zen 4/5, Sapphire Rapids and later). */
@@ -119,6 +143,9 @@ struct molmo_kernels {
     molmo_matvec_q8_0_fn matvec_q8_0;
     /* molmo_q8_x_quantize, vectorized: bit-identical results (same division and rounding). */
     void (*quantize_q8_x)(struct molmo_q8_x *xq, const float *x);
+    molmo_matvec_q8_0_x16_fn matvec_q8_0_x16;
+    /* molmo_q16_x_quantize, vectorized: bit-identical results. */
+    void (*quantize_q16_x)(struct molmo_q16_x *xq, const float *x);
 };
 
 /* Fills k with the kernels of want, or of cpu.best if want is MOLMO_ISA_BEST or above what the
@@ -139,14 +166,16 @@ enum molmo_weight_type {
     MOLMO_WEIGHT_BF16,
     MOLMO_WEIGHT_Q8_0,      /* integer kernel: needs xq, quantized from x by the caller */
     MOLMO_WEIGHT_Q8_0_F32,  /* f32-dequant kernel: reads x */
+    MOLMO_WEIGHT_Q8_0_X16,  /* int16-x kernel: needs xq (a struct molmo_q16_x) */
 };
 
 /* y[0..n_out) = W (n_out, n_in) . x (n_in), rows split over the pool in steps of 4 rows.
- * x is used by every type except MOLMO_WEIGHT_Q8_0, which reads xq (quantize x first with
- * k->quantize_q8_x). No allocation. */
+ * x is used by every type except MOLMO_WEIGHT_Q8_0 and MOLMO_WEIGHT_Q8_0_X16, which read xq:
+ * a struct molmo_q8_x (quantize x first with k->quantize_q8_x), resp. a struct molmo_q16_x
+ * (k->quantize_q16_x). No allocation. */
 void molmo_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
                   enum molmo_weight_type type, float *y, const void *w, const float *x,
-                  const struct molmo_q8_x *xq, int n_out, int n_in);
+                  const void *xq, int n_out, int n_in);
 
 /* ------------------------------------------------------------------------------------------- */
 /* Machine probes (probe.c), for `joulebench bench --machine`                             */

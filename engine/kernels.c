@@ -104,7 +104,9 @@ void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
     else if (w->dt == MOLMO_DTYPE_BF16 && ((uintptr_t)w->data & 1) == 0)
         type = MOLMO_WEIGHT_BF16;
     else if (w->dt == MOLMO_DTYPE_Q8_0 && ((uintptr_t)w->data & 1) == 0)
-        type = m->q8_int8_x ? MOLMO_WEIGHT_Q8_0 : MOLMO_WEIGHT_Q8_0_F32;
+        type = m->q8_x == MOLMO_Q8_ACT_INT8  ? MOLMO_WEIGHT_Q8_0
+               : m->q8_x == MOLMO_Q8_ACT_F32 ? MOLMO_WEIGHT_Q8_0_F32
+                                             : MOLMO_WEIGHT_Q8_0_X16;
     else
         goto blas;
     int out = (int)w->shape[0], in = (int)w->shape[1];
@@ -115,14 +117,17 @@ void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
         molmo_round_bf16(xr, x, (size_t)in);
         x = xr;
     }
-    /* integer q8_0 kernel: x quantized per 32-block into the model's buffers (sized at load
+    /* integer q8_0 kernels: x quantized per 32-block into the model's buffers (sized at load
      * for the widest LLM input; no allocation here) */
     struct molmo_q8_x xq = {.d = m->q8x_d, .q = m->q8x_q, .n_in = in};
-    if (type == MOLMO_WEIGHT_Q8_0) {
+    struct molmo_q16_x xq16 = {.d = m->q8x_d, .q = m->q8x_q, .n_in = in};
+    const void *xqp = NULL;
+    if (type == MOLMO_WEIGHT_Q8_0 || type == MOLMO_WEIGHT_Q8_0_X16) {
         if (in > m->q8x_cap) __builtin_trap(); /* sized at load: our bug */
-        m->kern.quantize_q8_x(&xq, x);
+        if (type == MOLMO_WEIGHT_Q8_0) m->kern.quantize_q8_x(&xq, x), xqp = &xq;
+        else m->kern.quantize_q16_x(&xq16, x), xqp = &xq16;
     }
-    molmo_matvec(m->pool, &m->kern, type, y, w->data, x, &xq, out, in);
+    molmo_matvec(m->pool, &m->kern, type, y, w->data, x, xqp, out, in);
     molmo_arena_reset(&m->arena, mark);
     if (b)
         for (int o = 0; o < out; o++) y[o] += b[o];

@@ -165,9 +165,9 @@ struct molmo_model {
     int n_threads;
     struct jb_pool *pool;         /* n_threads threads, pinned: the decode matvecs */
     struct molmo_kernels kern;    /* chosen at load (CPUID, opts->kernels) */
-    bool q8_int8_x;               /* q8_0 decode on the int8-x kernel (opts->q8_int8_x) */
+    enum molmo_q8_act q8_x;       /* q8_0 decode kernel's x (opts->q8_x) */
     float *q8x_d;                 /* [q8x_cap / 32]: decode x quantized for q8_0 weights */
-    int8_t *q8x_q;                /* [q8x_cap] */
+    void *q8x_q;                  /* [q8x_cap] int16 (or int8 for MOLMO_Q8_ACT_INT8) */
     int q8x_cap;
     struct molmo_tokenizer *tok;  /* NULL when loaded by molmo_model_load_weights alone */
     struct molmo_gen_ctx *gen;    /* preprocessing config, special ids (engine/generate.c) */
@@ -224,7 +224,7 @@ void molmo_linear(struct molmo_arena *a, float *y, const float *x, int T,
                   const struct molmo_tensor *w, const float *b);
 /* molmo_linear, except that a single row (T == 1, a decode step) with F32, BF16 or Q8_0
  * weights runs on the model's matvec kernels over its pool, reading the weights in place (Q8_0:
- * x kept float32, or quantized to int8 blocks for the integer kernel with opts->q8_int8_x). */
+ * x quantized to int16 blocks by default, kept float32 or quantized to int8 per opts->q8_x). */
 void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
                         const struct molmo_tensor *w, const float *b);
 /* The float32 value of rows [r0, r0+n) of a 2-D tensor into dst [n, cols]. */

@@ -298,13 +298,18 @@ int molmo_model_load_weights(struct molmo_model **out, const char *dir,
     if (m->n_threads > 0) openblas_set_num_threads(m->n_threads);
     else m->n_threads = openblas_get_num_threads();
     if (m->n_threads < 1) m->n_threads = 1;
-    m->q8_int8_x = opts && opts->q8_int8_x;
+    m->q8_x = opts ? opts->q8_x : MOLMO_Q8_ACT_INT16;
+    if (m->q8_x != MOLMO_Q8_ACT_INT16 && m->q8_x != MOLMO_Q8_ACT_F32 &&
+        m->q8_x != MOLMO_Q8_ACT_INT8) {
+        rc = jb_err_set(err, JB_EINVAL, "unknown q8_0 activation kind %d", (int)m->q8_x);
+        goto out;
+    }
     /* the decode x of q8_0 products: the widest LLM input is d_model or the feed-forward's */
     m->q8x_cap = (c->d_model > c->ffn_rows ? c->d_model : c->ffn_rows) + MOLMO_Q8_0_BLOCK - 1;
     m->q8x_cap -= m->q8x_cap % MOLMO_Q8_0_BLOCK;
     m->q8x_d = aligned_alloc(64, ((size_t)m->q8x_cap / MOLMO_Q8_0_BLOCK * sizeof(float) + 63) /
                                      64 * 64);
-    m->q8x_q = aligned_alloc(64, ((size_t)m->q8x_cap + 63) / 64 * 64);
+    m->q8x_q = aligned_alloc(64, ((size_t)m->q8x_cap * sizeof(int16_t) + 63) / 64 * 64);
     if (!m->q8x_d || !m->q8x_q) {
         rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
         goto out;
@@ -372,7 +377,10 @@ out:
 
 const char *molmo_model_weights_name(const struct molmo_model *m) {
     enum molmo_dtype dt = m->cfg.n_layers > 0 ? m->w.blocks[0].att_proj.dt : MOLMO_DTYPE_F32;
-    if (dt == MOLMO_DTYPE_Q8_0) return m->q8_int8_x ? "Q8_0 x int8" : "Q8_0 x f32";
+    if (dt == MOLMO_DTYPE_Q8_0)
+        return m->q8_x == MOLMO_Q8_ACT_INT8  ? "Q8_0 x int8"
+               : m->q8_x == MOLMO_Q8_ACT_F32 ? "Q8_0 x f32"
+                                             : "Q8_0 x int16";
     return molmo_dtype_name(dt);
 }
 

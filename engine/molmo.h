@@ -56,6 +56,18 @@ uint16_t molmo_f32_to_bf16(float x);
 
 struct molmo_model; /* opaque: config, mapped weights, tokenizer, KV cache, scratch arena */
 
+/* The decode kernel's x for q8_0 weights (README "q8_0 checkpoints"):
+ *   INT16: x quantized per 32-block to int16 (exact int32 block sums; x's rounding <= 2^-16 of
+ *          the block max), the default: as exact as F32 in practice and less arithmetic;
+ *   F32:   each weight widened to float32 (exact up to the float32 sums);
+ *   INT8:  x quantized per 32-block to int8 (llama.cpp's Q8_0 x Q8_0: least arithmetic, but
+ *          x's rounding doubles the error). */
+enum molmo_q8_act {
+    MOLMO_Q8_ACT_INT16,
+    MOLMO_Q8_ACT_F32,
+    MOLMO_Q8_ACT_INT8,
+};
+
 struct molmo_load_opts {
     int max_seq;    /* KV cache capacity in tokens; 0 = config's max_position_embeddings */
     int max_crops;  /* crops per image buffers are sized for; 0 = 13 (12 + global) */
@@ -63,10 +75,8 @@ struct molmo_load_opts {
                      * 0 = OpenBLAS's default */
     const char *kernels;  /* decode matvec kernels: NULL or "best" = the best the CPU runs,
                            * else "scalar", "avx2", "avx512" (never above what the CPU has) */
-    bool q8_int8_x;       /* q8_0 weights at decode: quantize x to int8 per 32-block and run
-                           * the integer kernel (llama.cpp's Q8_0 x Q8_0: less arithmetic, but
-                           * x's rounding doubles the error), instead of the default kernel
-                           * that multiplies the weights by float32 x (exact up to the sums) */
+    enum molmo_q8_act q8_x; /* q8_0 weights at decode: how x meets the int8 weights (below;
+                             * 0 = MOLMO_Q8_ACT_INT16, the default) */
     const char *activations; /* NULL or "f32": products use float32 activations; "bf16": every
                               * product with BF16 weights first rounds its input activations to
                               * bf16 (nearest even), as a vdpbf16ps kernel does */
@@ -93,8 +103,8 @@ int molmo_model_n_threads(const struct molmo_model *m);
 const char *molmo_model_kernel_name(const struct molmo_model *m);
 
 /* The LLM weights' dtype as the decode products read them: "F32", "BF16", "F16", or for
- * q8_0 checkpoints "Q8_0 x f32" (x kept float32, the default) or "Q8_0 x int8" (x quantized
- * per 32-block, load option q8_int8_x). */
+ * q8_0 checkpoints "Q8_0 x int16" (the default), "Q8_0 x f32" or "Q8_0 x int8" (load option
+ * q8_x). */
 const char *molmo_model_weights_name(const struct molmo_model *m);
 
 /* ---- generation --------------------------------------------------------------------------- */

@@ -209,7 +209,8 @@ out:
 int molmo_probe_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
                        enum molmo_weight_type type, int n_out, int n_in, int reps,
                        double *bytes_per_s, struct jb_err *err) {
-    int q8 = type == MOLMO_WEIGHT_Q8_0 || type == MOLMO_WEIGHT_Q8_0_F32;
+    int q8 = type == MOLMO_WEIGHT_Q8_0 || type == MOLMO_WEIGHT_Q8_0_F32 ||
+             type == MOLMO_WEIGHT_Q8_0_X16;
     if (n_out < 1 || n_in < 1 || reps < 1 || (q8 && n_in % MOLMO_Q8_0_BLOCK))
         return jb_err_set(err, JB_EINVAL, "matvec probe: bad shape %dx%d", n_out, n_in);
     size_t n = (size_t)n_out * n_in;
@@ -222,8 +223,10 @@ int molmo_probe_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
     float *x = malloc((size_t)n_in * sizeof *x), *y = malloc((size_t)n_out * sizeof *y);
     struct molmo_q8_x xq = {malloc((size_t)n_in / MOLMO_Q8_0_BLOCK * sizeof(float)),
                             malloc((size_t)n_in), n_in};
+    struct molmo_q16_x xq16 = {malloc((size_t)n_in / MOLMO_Q8_0_BLOCK * sizeof(float)),
+                               malloc((size_t)n_in * sizeof(int16_t)), n_in};
     int rc = 0;
-    if (!w || !x || !y || !xq.d || !xq.q) {
+    if (!w || !x || !y || !xq.d || !xq.q || !xq16.d || !xq16.q) {
         rc = jb_err_set(err, JB_ENOMEM, "matvec probe: cannot allocate %zu MiB", wbytes >> 20);
         goto out;
     }
@@ -249,8 +252,10 @@ int molmo_probe_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
     for (int r = 0; r <= reps; r++) { /* r = 0 warms up */
         const unsigned char *wc = w + (size_t)r % copies * wbytes;
         double t0 = jb_time_now_s();
-        if (type == MOLMO_WEIGHT_Q8_0) k->quantize_q8_x(&xq, x); /* part of each call */
-        molmo_matvec(pool, k, type, y, wc, x, &xq, n_out, n_in);
+        const void *xqp = NULL; /* quantizing x is part of each call */
+        if (type == MOLMO_WEIGHT_Q8_0) k->quantize_q8_x(&xq, x), xqp = &xq;
+        if (type == MOLMO_WEIGHT_Q8_0_X16) k->quantize_q16_x(&xq16, x), xqp = &xq16;
+        molmo_matvec(pool, k, type, y, wc, x, xqp, n_out, n_in);
         double t = jb_time_now_s() - t0;
         if (r > 0 && t > 0 && (double)wbytes / t > best) best = (double)wbytes / t;
     }
@@ -261,5 +266,7 @@ out:
     free(y);
     free(xq.d);
     free(xq.q);
+    free(xq16.d);
+    free(xq16.q);
     return rc;
 }

@@ -285,6 +285,93 @@ AVX2 static void quantize_q8_x(struct molmo_q8_x *xq, const float *x) {
     }
 }
 
+/* One q8_0 weight block (32 int8, sign-extended to int16 in two halves) . one int16 x block:
+ * vpmaddwd pairs (|2 * 127 * 32767| < 2^31) and one add give 8 exact int32 partial sums. */
+AVX2 static inline __m256 dot_x16(const int8_t *qw, __m256i x0, __m256i x1) {
+    __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)qw));
+    __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(qw + 16)));
+    return _mm256_cvtepi32_ps(
+        _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1)));
+}
+
+/* q8_0 W, int16 x: as matvec_q8_0 (four rows per x block load, one vcvtph2ps for their scales,
+ * the next four rows prefetched), with the integer dot of dot_x16. */
+AVX2 static void matvec_q8_0_x16(float *restrict y, const struct molmo_q8_0_block *restrict w,
+                                 const struct molmo_q16_x *restrict xq, int row0, int row1) {
+    int nb = xq->n_in / MOLMO_Q8_0_BLOCK;
+    int r = row0;
+    for (; r + 4 <= row1; r += 4) {
+        const struct molmo_q8_0_block *w0 = w + (size_t)r * nb, *w1 = w0 + nb, *w2 = w1 + nb,
+                                      *w3 = w2 + nb;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const char *pf = (const char *)(r + 8 <= row1 ? w0 + 4 * (size_t)nb : w0);
+        size_t row_bytes = (size_t)nb * sizeof *w;
+        for (int k = 0; k < nb; k++) {
+            PREFETCH_NEXT_ROWS(pf + (size_t)k * sizeof *w, row_bytes);
+            const int16_t *xb = xq->q + (size_t)k * MOLMO_Q8_0_BLOCK;
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)xb);
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + 16));
+            __m128i h = _mm_setr_epi16((short)w0[k].d, (short)w1[k].d, (short)w2[k].d,
+                                       (short)w3[k].d, 0, 0, 0, 0);
+            __m128 d4 = _mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(xq->d[k]));
+            __m256 d8 = _mm256_set_m128(d4, d4);
+            a0 = _mm256_fmadd_ps(dot_x16(w0[k].q, x0, x1), _mm256_permute_ps(d8, 0x00), a0);
+            a1 = _mm256_fmadd_ps(dot_x16(w1[k].q, x0, x1), _mm256_permute_ps(d8, 0x55), a1);
+            a2 = _mm256_fmadd_ps(dot_x16(w2[k].q, x0, x1), _mm256_permute_ps(d8, 0xaa), a2);
+            a3 = _mm256_fmadd_ps(dot_x16(w3[k].q, x0, x1), _mm256_permute_ps(d8, 0xff), a3);
+        }
+        y[r] = hsum(a0), y[r + 1] = hsum(a1), y[r + 2] = hsum(a2), y[r + 3] = hsum(a3);
+    }
+    for (; r < row1; r++) {
+        const struct molmo_q8_0_block *w0 = w + (size_t)r * nb;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int k = 0; k < nb; k++) {
+            const int16_t *xb = xq->q + (size_t)k * MOLMO_Q8_0_BLOCK;
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)xb);
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + 16));
+            a0 = _mm256_fmadd_ps(dot_x16(w0[k].q, x0, x1),
+                                 _mm256_set1_ps(_cvtsh_ss(w0[k].d) * xq->d[k]), a0);
+        }
+        y[r] = hsum(a0);
+    }
+}
+
+/* molmo_q16_x_quantize with 8 lanes: the same float32 max, m / 32767, x / d and round-to-
+ * nearest-even, so the result is bit-identical to the scalar one. */
+AVX2 static void quantize_q16_x(struct molmo_q16_x *xq, const float *x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int b = 0; b < xq->n_in / MOLMO_Q8_0_BLOCK; b++) {
+        const float *xb = x + (size_t)b * MOLMO_Q8_0_BLOCK;
+        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
+        __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m8 = _mm256_max_ps(
+            _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float d = _mm_cvtss_f32(m4) / 32767.0f;
+        xq->d[b] = d;
+        int16_t *q = xq->q + (size_t)b * MOLMO_Q8_0_BLOCK;
+        if (d == 0.0f) {
+            memset(q, 0, MOLMO_Q8_0_BLOCK * sizeof *q);
+            continue;
+        }
+        __m256 dv = _mm256_set1_ps(d);
+        const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        __m256i q0 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v0, dv), rnd));
+        __m256i q1 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v1, dv), rnd));
+        __m256i q2 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v2, dv), rnd));
+        __m256i q3 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v3, dv), rnd));
+        /* int32 -> int16 with saturation (the scalar clamp; -32768 cannot occur); packs
+         * interleaves 128-bit lanes, the 64-bit permute (0, 2, 1, 3) restores the order. */
+        __m256i p0 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
+        __m256i p1 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q2, q3), 0xd8);
+        _mm256_storeu_si256((__m256i *)q, p0);
+        _mm256_storeu_si256((__m256i *)(q + 16), p1);
+    }
+}
+
 /* Peak probe: 12 independent FMA chains (Zen and Intel: 2 FMA ports x 4 cycles latency = 8
  * needed; 12 leaves slack). m is 1.0 but unknown to the compiler (it would turn a constant 1.0
  * into an add); the values grow by c per step, so no denormals or overflow. */
@@ -340,6 +427,8 @@ const struct molmo_kernels molmo_kernels_avx2 = {
     .matvec_q8_0_f32 = matvec_q8_0_f32,
     .matvec_q8_0 = matvec_q8_0,
     .quantize_q8_x = quantize_q8_x,
+    .matvec_q8_0_x16 = matvec_q8_0_x16,
+    .quantize_q16_x = quantize_q16_x,
 };
 
 #else /* not x86-64: no vector kernels; molmo_cpu_detect reports scalar */

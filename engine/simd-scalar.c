@@ -97,6 +97,22 @@ void molmo_q8_x_quantize(struct molmo_q8_x *xq, const float *x) {
     }
 }
 
+void molmo_q16_x_quantize(struct molmo_q16_x *xq, const float *x) {
+    for (int b = 0; b < xq->n_in / MOLMO_Q8_0_BLOCK; b++) {
+        const float *xb = x + (size_t)b * MOLMO_Q8_0_BLOCK;
+        float m = 0.0f;
+        for (int i = 0; i < MOLMO_Q8_0_BLOCK; i++)
+            if (fabsf(xb[i]) > m) m = fabsf(xb[i]);
+        float d = m / 32767.0f;
+        xq->d[b] = d;
+        for (int i = 0; i < MOLMO_Q8_0_BLOCK; i++) {
+            float q = d > 0.0f ? nearbyintf(xb[i] / d) : 0.0f;
+            q = q > 32767.0f ? 32767.0f : q < -32767.0f ? -32767.0f : q;
+            xq->q[(size_t)b * MOLMO_Q8_0_BLOCK + i] = (int16_t)q;
+        }
+    }
+}
+
 static float bf16_to_f32(uint16_t h) {
     uint32_t b = (uint32_t)h << 16;
     float f;
@@ -159,6 +175,24 @@ static void matvec_q8_0(float *restrict y, const struct molmo_q8_0_block *restri
     }
 }
 
+/* Per block an exact int32 dot (|sum| <= 32 * 127 * 32767 < 2^27), scaled by dw * dx (one
+ * float32 product, as the vector kernels form it). */
+static void matvec_q8_0_x16(float *restrict y, const struct molmo_q8_0_block *restrict w,
+                            const struct molmo_q16_x *restrict xq, int row0, int row1) {
+    int nb = xq->n_in / MOLMO_Q8_0_BLOCK;
+    for (int r = row0; r < row1; r++) {
+        const struct molmo_q8_0_block *wr = w + (size_t)r * nb;
+        float s = 0.0f;
+        for (int b = 0; b < nb; b++) {
+            const int16_t *qx = xq->q + (size_t)b * MOLMO_Q8_0_BLOCK;
+            int32_t sb = 0;
+            for (int i = 0; i < MOLMO_Q8_0_BLOCK; i++) sb += (int32_t)wr[b].q[i] * qx[i];
+            s += molmo_f16_to_f32(wr[b].d) * xq->d[b] * (float)sb;
+        }
+        y[r] = s;
+    }
+}
+
 const struct molmo_kernels molmo_kernels_scalar = {
     .isa = MOLMO_ISA_SCALAR,
     .name = "scalar",
@@ -167,4 +201,6 @@ const struct molmo_kernels molmo_kernels_scalar = {
     .matvec_q8_0_f32 = matvec_q8_0_f32,
     .matvec_q8_0 = matvec_q8_0,
     .quantize_q8_x = molmo_q8_x_quantize,
+    .matvec_q8_0_x16 = matvec_q8_0_x16,
+    .quantize_q16_x = molmo_q16_x_quantize,
 };

@@ -31,7 +31,7 @@ struct bench_opts {
     const char *json_path;
     const char *model;
     int crops, prompt_tokens, gen_tokens;
-    int q8_int8_x; /* --q8-x int8 */
+    enum molmo_q8_act q8_x; /* --q8-x int16|f32|int8 (0 = int16) */
     const char *meter; /* --meter: NULL/"auto", a backend name, or "none" */
     const char *activations; /* --activations: NULL (f32) or "bf16" */
     double tdp_w;      /* --tdp-w for the estimate; 0 = built-in table */
@@ -66,8 +66,9 @@ static void usage(void) {
            "  --crops N        crops per rep (default 1)\n"
            "  --prompt-tokens N  prefill length (default 512)\n"
            "  --gen-tokens N   decode steps per rep (default 32)\n"
-           "  --q8-x f32|int8  q8_0 weights: decode with x kept float32 (the default, as\n"
-           "                   generate and run) or quantized to int8 blocks (integer dots)\n"
+           "  --q8-x int16|f32|int8  q8_0 weights: decode with x quantized to int16 blocks\n"
+           "                   (the default, as generate and run), kept float32, or\n"
+           "                   quantized to int8 blocks (integer dots)\n"
            "  --kernels        also time the decode kernels and sgemm (about 1 GiB of memory)\n"
            "  --threads N      threads of the pool, the model and OpenBLAS (default: the CPUs\n"
            "                   this process may use)\n"
@@ -159,6 +160,7 @@ static int bench_kernels(struct jb_pool *pool, const struct bench_opts *o,
         {"bf16", "bf16", MOLMO_WEIGHT_BF16},
         {"q8_0 (x as q8)", "q8_0", MOLMO_WEIGHT_Q8_0},
         {"q8_0 (x as f32)", "q8_0_f32", MOLMO_WEIGHT_Q8_0_F32},
+        {"q8_0 (x as int16)", "q8_0_x16", MOLMO_WEIGHT_Q8_0_X16},
     };
     /* Molmo-7B-D LLM: ff_proj's up (or gate) half [18944, 3584] and ff_out [3584, 18944]. */
     static const int shapes[][2] = {{18944, 3584}, {3584, 18944}};
@@ -357,7 +359,7 @@ static int bench_model(const struct bench_opts *o, struct model_figures *f, stru
                                  .n_threads = o->threads,
                                  .kernels = molmo_isa_name(o->isa),
                                  .activations = o->activations,
-                                 .q8_int8_x = o->q8_int8_x};
+                                 .q8_x = o->q8_x};
     int rc = molmo_model_load_weights(&m, o->model, &lo, err);
     if (rc) return rc;
     const struct molmo_config *c = &m->cfg;
@@ -594,9 +596,12 @@ static int run(int argc, char **argv) {
             break;
         case 'j': o.json_path = optarg; break;
         case 'Q':
-            if (strcmp(optarg, "int8") != 0 && strcmp(optarg, "f32") != 0)
-                return harness_usage_error("bench", "--q8-x is int8 or f32, not '%s'", optarg);
-            o.q8_int8_x = optarg[0] == 'i';
+            if (strcmp(optarg, "int16") == 0) o.q8_x = MOLMO_Q8_ACT_INT16;
+            else if (strcmp(optarg, "f32") == 0) o.q8_x = MOLMO_Q8_ACT_F32;
+            else if (strcmp(optarg, "int8") == 0) o.q8_x = MOLMO_Q8_ACT_INT8;
+            else
+                return harness_usage_error("bench", "--q8-x is int16, f32 or int8, not '%s'",
+                                           optarg);
             break;
         case 'E': o.meter = optarg; break;
         case 'A':

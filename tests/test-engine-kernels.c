@@ -338,6 +338,152 @@ Test(q8_0, vector_activation_quantizer_is_bit_identical_to_the_scalar_one) {
     cr_assert_arr_eq(q2, want, sizeof want);
 }
 
+/* ---- q8_0 weights x int16 activations ------------------------------------------------- */
+
+Test(kernels, q8_0_x16_matvec_matches_the_scalar_reference) {
+    const struct molmo_kernels *tables[] = {&molmo_kernels_avx2, &molmo_kernels_avx512};
+    int tested = 0;
+    for (size_t t = 0; t < 2; t++) {
+        struct molmo_kernels k;
+        if (!cpu_runs(tables[t]->isa)) continue;
+        molmo_kernels_init(&k, molmo_cpu_detect(), tables[t]->isa);
+        tested++;
+        for (size_t a = 0; a < sizeof odd_rows / sizeof *odd_rows; a++) {
+            for (size_t b = 0; b < sizeof q8_cols / sizeof *q8_cols; b++) {
+                int R = odd_rows[a], C = q8_cols[b], nb = C / MOLMO_Q8_0_BLOCK;
+                struct molmo_q8_0_block *w = random_q8(R, C);
+                float *x = malloc((size_t)C * 4), y[16], yr[16];
+                struct molmo_q16_x xq = {malloc((size_t)nb * 4), malloc((size_t)C * 2), C};
+                for (int i = 0; i < C; i++) x[i] = urand() * 4.0f;
+                molmo_q16_x_quantize(&xq, x);
+                /* rows [1, R) only: y[0] must stay untouched (row splitting) */
+                y[0] = yr[0] = 12345.0f;
+                k.matvec_q8_0_x16(y, w, &xq, 1, R);
+                molmo_kernels_scalar.matvec_q8_0_x16(yr, w, &xq, 1, R);
+                cr_assert_eq(y[0], 12345.0f, "%s wrote outside [row0, row1)", k.name);
+                for (int r = 1; r < R; r++) {
+                    const struct molmo_q8_0_block *wr = w + (size_t)r * nb;
+                    double abs_sum = 0, exact = 0;
+                    for (int bk = 0; bk < nb; bk++) {
+                        long isum = 0, iabs = 0;
+                        for (int i = 0; i < 32; i++) {
+                            isum += (long)wr[bk].q[i] * xq.q[bk * 32 + i];
+                            iabs += labs((long)wr[bk].q[i] * xq.q[bk * 32 + i]);
+                        }
+                        double scale = (double)molmo_f16_to_f32(wr[bk].d) * xq.d[bk];
+                        abs_sum += fabs(scale) * (double)iabs;
+                        exact += scale * (double)isum;
+                    }
+                    /* as for the int8 kernel: exact integer block sums, then nb scaled
+                     * float32 terms, each scale one rounded product (+3 roundings) */
+                    double tol = reorder_tol(nb + 3, abs_sum) + 1e-30;
+                    cr_assert_leq(fabs(y[r] - yr[r]), tol, "%s q8_0_x16 %dx%d row %d: %g vs %g",
+                                  k.name, R, C, r, y[r], yr[r]);
+                    cr_assert_leq(fabs(yr[r] - exact), tol, "scalar q8_0_x16 vs double");
+                }
+                free(w), free(x), free(xq.d), free(xq.q);
+            }
+        }
+    }
+    if (!tested) cr_skip_test("no vector kernels run on this CPU");
+}
+
+Test(kernels, q8_0_x16_block_sums_are_exact_integers) {
+    /* Hand-made blocks, dw = 1.0 (binary16 0x3c00), dx = 1.0; P = 127 * 32767 = 4161409.
+     * x: q_x = +32767 (i < 15), -32767 (15 <= i < 30), 1 (i = 30), 0 (i = 31).
+     * Row 0: q_w = 127 (i < 30), 1 (i = 30): the exact sum is 15 P - 15 P + 1 = 1, while a
+     * float32 running sum loses the last bit at 15 P = 62421135 (odd, above 2^24).
+     * Rows 1 and 2: q_w = +127 and -127 everywhere: 127 (15 - 15) 32767 + 127 = +-127.
+     * Row 3 = row 0, row 4 = 0 (five rows: no multiple of 4, the kernels' tail).
+     * Then x = 32767 everywhere: row 1 gives the largest block sum, 32 P = 133165088
+     * (= 2^5 * 4161409, exact in float32), row 2 its negative. */
+    enum { R = 5 };
+    struct molmo_q8_0_block w[R];
+    memset(w, 0, sizeof w);
+    for (int r = 0; r < R; r++) w[r].d = 0x3c00;
+    for (int i = 0; i < 30; i++) w[0].q[i] = w[3].q[i] = 127;
+    w[0].q[30] = w[3].q[30] = 1;
+    for (int i = 0; i < 32; i++) w[1].q[i] = 127, w[2].q[i] = -127;
+    float dx = 1.0f;
+    int16_t qa[32], qb[32];
+    for (int i = 0; i < 32; i++) {
+        qa[i] = (int16_t)(i < 15 ? 32767 : i < 30 ? -32767 : i == 30 ? 1 : 0);
+        qb[i] = 32767;
+    }
+    struct molmo_q16_x xa = {&dx, qa, 32}, xb = {&dx, qb, 32};
+    static const float want_a[R] = {1.0f, 127.0f, -127.0f, 1.0f, 0.0f};
+    const struct molmo_kernels *tables[] = {&molmo_kernels_scalar, &molmo_kernels_avx2,
+                                            &molmo_kernels_avx512};
+    for (size_t t = 0; t < 3; t++) {
+        struct molmo_kernels k;
+        if (!cpu_runs(tables[t]->isa)) continue;
+        molmo_kernels_init(&k, molmo_cpu_detect(), tables[t]->isa);
+        float y[R];
+        k.matvec_q8_0_x16(y, w, &xa, 0, R);
+        for (int r = 0; r < R; r++)
+            cr_assert_eq(y[r], want_a[r], "%s row %d: %.9g", k.name, r, (double)y[r]);
+        k.matvec_q8_0_x16(y, w, &xb, 0, R);
+        cr_assert_eq(y[1], 133165088.0f, "%s: %.9g", k.name, (double)y[1]);
+        cr_assert_eq(y[2], -133165088.0f, "%s: %.9g", k.name, (double)y[2]);
+    }
+}
+
+Test(q8_0, int16_activation_quantization_error_is_within_its_derived_bound) {
+    /* kernels-impl.h: d = m / 32767, |x - d q| <= d / 2 + |x| 2^-24 <= m (1 / 65534 + 2^-23),
+     * q in [-32767, 32767] and the block max lands on +-32767. Blocks span magnitudes 2^-20 to
+     * 2^20 and include an all-zero block. */
+    enum { C = 32 * 16 };
+    float x[C], d[C / 32];
+    int16_t q[C];
+    for (int i = 0; i < C; i++) x[i] = urand() * ldexpf(1.0f, (i / 32) * 3 - 20);
+    for (int i = 96; i < 128; i++) x[i] = 0.0f;
+    struct molmo_q16_x xq = {d, q, C};
+    molmo_q16_x_quantize(&xq, x);
+    for (int b = 0; b < C / 32; b++) {
+        float m = 0;
+        for (int i = 0; i < 32; i++) m = fmaxf(m, fabsf(x[b * 32 + i]));
+        cr_assert_eq(d[b], m / 32767.0f, "block %d scale", b);
+        int hit_max = 0;
+        for (int i = 0; i < 32; i++) {
+            int j = b * 32 + i;
+            double err = fabs((double)x[j] - (double)d[b] * q[j]);
+            cr_assert_leq(err, (double)m * (1.0 / 65534 + 0x1p-23), "block %d elem %d", b, i);
+            cr_assert(q[j] >= -32767 && q[j] <= 32767);
+            if (fabsf(x[j]) == m && m > 0) hit_max |= abs(q[j]) == 32767;
+        }
+        cr_assert(m == 0 || hit_max, "block %d: the max does not map to 32767", b);
+        if (m == 0)
+            for (int i = 0; i < 32; i++) cr_assert_eq(q[b * 32 + i], 0);
+    }
+}
+
+Test(q8_0, vector_int16_activation_quantizer_is_bit_identical_to_the_scalar_one) {
+    /* ties: with m = 32767 (d = 1) x = 2.5 -> 2, 3.5 -> 4, -0.5 -> 0 (nearest even) */
+    enum { C = 32 * 7 };
+    float x[C], d1[C / 32], d2[C / 32];
+    int16_t q1[C], q2[C];
+    for (int i = 0; i < C; i++) x[i] = urand() * ldexpf(1.0f, i / 32 * 3 - 9);
+    for (int i = 64; i < 96; i++) x[i] = 0.0f;
+    x[0] = 32767.0f, x[1] = 2.5f, x[2] = -0.5f, x[3] = 3.5f, x[4] = -32767.0f;
+    const struct molmo_kernels *tables[] = {&molmo_kernels_avx2, &molmo_kernels_avx512};
+    int tested = 0;
+    for (size_t t = 0; t < 2; t++) {
+        struct molmo_kernels k;
+        if (!cpu_runs(tables[t]->isa)) continue;
+        molmo_kernels_init(&k, molmo_cpu_detect(), tables[t]->isa);
+        tested++;
+        struct molmo_q16_x a = {d1, q1, C}, b = {d2, q2, C};
+        memset(q2, 0x55, sizeof q2);
+        molmo_q16_x_quantize(&a, x);
+        k.quantize_q16_x(&b, x);
+        cr_assert_arr_eq(d1, d2, sizeof d1, "%s", k.name);
+        cr_assert_arr_eq(q1, q2, sizeof q1, "%s", k.name);
+        static const int16_t want[5] = {32767, 2, 0, 4, -32767};
+        cr_assert_arr_eq(q2, want, sizeof want, "%s", k.name);
+    }
+    if (!tested) cr_skip_test("no vector kernels run on this CPU");
+}
+
 Test(kernels, dispatch_picks_a_kernel_the_cpu_runs) {
     struct molmo_cpu cpu = molmo_cpu_detect();
     cr_assert(cpu_runs(cpu.best), "best = %s", molmo_isa_name(cpu.best));
