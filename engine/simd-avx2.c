@@ -294,12 +294,51 @@ AVX2 static inline __m256 dot_x16(const int8_t *qw, __m256i x0, __m256i x1) {
         _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1)));
 }
 
-/* q8_0 W, int16 x: as matvec_q8_0 (four rows per x block load, one vcvtph2ps for their scales,
- * the next four rows prefetched), with the integer dot of dot_x16. */
+/* q8_0 W, int16 x: as matvec_q8_0 (several rows per x block load, one vcvtph2ps for their
+ * scales, the next rows prefetched), with the integer dot of dot_x16. Eight rows at a time, then
+ * four: on the 7B-D checkpoint (8 layers, 2 threads) decode ran at 11.9 t/s with eight against
+ * 10.9 with four (mean of 4 alternating runs; eight was ahead in each pair). */
 AVX2 static void matvec_q8_0_x16(float *restrict y, const struct molmo_q8_0_block *restrict w,
                                  const struct molmo_q16_x *restrict xq, int row0, int row1) {
     int nb = xq->n_in / MOLMO_Q8_0_BLOCK;
     int r = row0;
+    for (; r + 8 <= row1; r += 8) {
+        const struct molmo_q8_0_block *w0 = w + (size_t)r * nb;
+        size_t row_bytes = (size_t)nb * sizeof *w;
+        __m256 a[8];
+        for (int j = 0; j < 8; j++) a[j] = _mm256_setzero_ps();
+        const char *pf = (const char *)(r + 16 <= row1 ? w0 + 8 * (size_t)nb : w0);
+        for (int k = 0; k < nb; k++) {
+            PREFETCH_NEXT_ROWS(pf + (size_t)k * sizeof *w, row_bytes);
+            PREFETCH_NEXT_ROWS(pf + (size_t)k * sizeof *w + 4 * row_bytes, row_bytes);
+            const int16_t *xb = xq->q + (size_t)k * MOLMO_Q8_0_BLOCK;
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)xb);
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + 16));
+            __m128i h = _mm_setr_epi16((short)w0[k].d, (short)w0[nb + k].d,
+                                       (short)w0[2 * nb + k].d, (short)w0[3 * nb + k].d,
+                                       (short)w0[4 * nb + k].d, (short)w0[5 * nb + k].d,
+                                       (short)w0[6 * nb + k].d, (short)w0[7 * nb + k].d);
+            __m256 d8 = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(xq->d[k]));
+            __m256 dlo = _mm256_permute2f128_ps(d8, d8, 0x00);
+            __m256 dhi = _mm256_permute2f128_ps(d8, d8, 0x11);
+            a[0] = _mm256_fmadd_ps(dot_x16(w0[k].q, x0, x1), _mm256_permute_ps(dlo, 0x00), a[0]);
+            a[1] = _mm256_fmadd_ps(dot_x16(w0[nb + k].q, x0, x1), _mm256_permute_ps(dlo, 0x55),
+                                   a[1]);
+            a[2] = _mm256_fmadd_ps(dot_x16(w0[2 * nb + k].q, x0, x1),
+                                   _mm256_permute_ps(dlo, 0xaa), a[2]);
+            a[3] = _mm256_fmadd_ps(dot_x16(w0[3 * nb + k].q, x0, x1),
+                                   _mm256_permute_ps(dlo, 0xff), a[3]);
+            a[4] = _mm256_fmadd_ps(dot_x16(w0[4 * nb + k].q, x0, x1),
+                                   _mm256_permute_ps(dhi, 0x00), a[4]);
+            a[5] = _mm256_fmadd_ps(dot_x16(w0[5 * nb + k].q, x0, x1),
+                                   _mm256_permute_ps(dhi, 0x55), a[5]);
+            a[6] = _mm256_fmadd_ps(dot_x16(w0[6 * nb + k].q, x0, x1),
+                                   _mm256_permute_ps(dhi, 0xaa), a[6]);
+            a[7] = _mm256_fmadd_ps(dot_x16(w0[7 * nb + k].q, x0, x1),
+                                   _mm256_permute_ps(dhi, 0xff), a[7]);
+        }
+        for (int j = 0; j < 8; j++) y[r + j] = hsum(a[j]);
+    }
     for (; r + 4 <= row1; r += 4) {
         const struct molmo_q8_0_block *w0 = w + (size_t)r * nb, *w1 = w0 + nb, *w2 = w1 + nb,
                                       *w3 = w2 + nb;
