@@ -229,4 +229,24 @@ void molmo_softmax(float *x, int n);
 /* Floats a weight-tile conversion can need at most (sizes the arena). */
 size_t molmo_linear_scratch_floats(int in_dim);
 
+/* ---- on the model's pool (engine/parallel.c) ---------------------------------------------- */
+
+/* An activation fused into molmo_linear_pool. */
+enum molmo_act { MOLMO_ACT_NONE, MOLMO_ACT_QUICK_GELU };
+
+/* OpenBLAS on one thread (single != 0, for sgemm inside pool jobs) or on m->n_threads. */
+void molmo_blas_threads(const struct molmo_model *m, int single);
+/* molmo_linear, then act, with the rows of W (the columns of y) split over m->pool: each thread
+ * widens its tiles of W into its own scratch (arena: molmo_linear_scratch_floats(in) floats per
+ * thread) and multiplies them on a single-threaded sgemm; bias and act on its own columns.
+ * Values as molmo_linear's plus act, up to how sgemm blocks the sums. */
+void molmo_linear_pool(struct molmo_model *m, float *y, const float *x, int T,
+                       const struct molmo_tensor *w, const float *b, enum molmo_act act);
+/* molmo_layernorm with the T rows split over the pool (same results). y must not alias x in
+ * another thread's rows (y == x is fine). */
+void molmo_layernorm_pool(struct molmo_model *m, float *y, const float *x, const float *g,
+                          const float *b, int T, int D, float eps);
+/* y[i] += x[i] for i < n, split over the pool. */
+void molmo_add_pool(struct molmo_model *m, float *y, const float *x, size_t n);
+
 #endif /* MOLMO_MODEL_IMPL_H */

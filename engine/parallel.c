@@ -1,0 +1,102 @@
+/* parallel.c: forward-pass work split over the model's thread pool (m->pool): products with
+ * each thread widening and multiplying its own rows of W, LayerNorm and residual adds by rows.
+ * OpenBLAS runs single-threaded inside the pool jobs (molmo_blas_threads), so the two levels of
+ * threading never stack. */
+#include "config.h"
+
+#include "engine/model-impl.h"
+
+#include "common/jb-pool.h"
+
+#include <cblas.h>
+#include <stdint.h>
+
+void molmo_blas_threads(const struct molmo_model *m, int single) {
+    if (m->n_threads > 1) openblas_set_num_threads(single ? 1 : m->n_threads);
+}
+
+struct linear_job {
+    const struct molmo_model *m;
+    float *y, *scratch;
+    const float *x, *b;
+    const struct molmo_tensor *w;
+    size_t tile_rows;
+    int T, out, in;
+    enum molmo_act act;
+};
+
+static void linear_rows(void *ctx, size_t begin, size_t end, int thread) {
+    const struct linear_job *j = ctx;
+    int in = j->in, out = j->out;
+    int direct = j->w->dt == MOLMO_DTYPE_F32 && ((uintptr_t)j->w->data & (sizeof(float) - 1)) == 0;
+    float *tile = j->scratch + (size_t)thread * j->tile_rows * in;
+    for (size_t r0 = begin; r0 < end; r0 += j->tile_rows) {
+        size_t n = end - r0 < j->tile_rows ? end - r0 : j->tile_rows;
+        const float *wr = (const float *)j->w->data + r0 * in;
+        if (!direct) {
+            molmo_tensor_rows(tile, j->w, r0, n);
+            wr = tile;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, (int)n, in, 1.0f, j->x, in, wr,
+                    in, 0.0f, j->y + r0, out);
+        for (int t = 0; t < j->T; t++) {
+            float *yt = j->y + (size_t)t * out + r0;
+            if (j->b)
+                for (size_t o = 0; o < n; o++) yt[o] += j->b[r0 + o];
+            if (j->act == MOLMO_ACT_QUICK_GELU) j->m->kern.quick_gelu(yt, n);
+        }
+    }
+}
+
+void molmo_linear_pool(struct molmo_model *m, float *y, const float *x, int T,
+                       const struct molmo_tensor *w, const float *b, enum molmo_act act) {
+    struct molmo_arena *a = &m->arena;
+    int out = (int)w->shape[0], in = (int)w->shape[1];
+    int nt = jb_pool_n_threads(m->pool);
+    size_t mark = molmo_arena_mark(a);
+    struct linear_job j = {.m = m, .y = y, .x = x, .b = b, .w = w, .T = T, .out = out, .in = in,
+                           .act = act};
+    j.tile_rows = molmo_linear_scratch_floats(in) / (size_t)in;
+    /* each thread's share in one tile when it fits (one sgemm call per thread) */
+    size_t share = ((size_t)out + (size_t)nt - 1) / (size_t)nt;
+    share = (share + 15) & ~(size_t)15;
+    if (share < j.tile_rows) j.tile_rows = share;
+    j.scratch = molmo_arena_alloc(a, (size_t)nt * j.tile_rows * in * sizeof(float));
+    /* the arena is sized at load for a tile per thread: running out is our bug */
+    if (!j.scratch) __builtin_trap();
+    molmo_blas_threads(m, 1);
+    jb_pool_for(m->pool, (size_t)out, 16, linear_rows, &j);
+    molmo_blas_threads(m, 0);
+    molmo_arena_reset(a, mark);
+}
+
+struct rows_job {
+    float *y;
+    const float *x, *g, *b;
+    int D;
+    float eps;
+};
+
+static void layernorm_rows(void *ctx, size_t begin, size_t end, int thread) {
+    const struct rows_job *j = ctx;
+    (void)thread;
+    molmo_layernorm(j->y + begin * j->D, j->x + begin * j->D, j->g, j->b, (int)(end - begin),
+                    j->D, j->eps);
+}
+
+void molmo_layernorm_pool(struct molmo_model *m, float *y, const float *x, const float *g,
+                          const float *b, int T, int D, float eps) {
+    struct rows_job j = {.y = y, .x = x, .g = g, .b = b, .D = D, .eps = eps};
+    jb_pool_for(m->pool, (size_t)T, 1, layernorm_rows, &j);
+}
+
+static void add_rows(void *ctx, size_t begin, size_t end, int thread) {
+    const struct rows_job *j = ctx;
+    (void)thread;
+    for (size_t i = begin; i < end; i++) j->y[i] += j->x[i];
+}
+
+void molmo_add_pool(struct molmo_model *m, float *y, const float *x, size_t n) {
+    struct rows_job j = {.y = y, .x = x};
+    jb_pool_for(m->pool, n, 64, add_rows, &j);
+}
