@@ -167,10 +167,7 @@ int molmo_connector_forward(struct molmo_model *m, const float *features, const 
     /* §6.4 projector: w2 · (silu(w1 u) ⊙ w3 u) */
     molmo_linear(a, h1, pool, np, &w->proj_w1, NULL);
     molmo_linear(a, h3, pool, np, &w->proj_w3, NULL);
-    for (size_t i = 0; i < (size_t)np * Ih; i++) {
-        float g = h1[i];
-        h1[i] = g / (1.0f + expf(-g)) * h3[i];
-    }
+    m->kern.silu_mul(h1, h1, h3, (size_t)np * Ih);
     molmo_linear(a, image_features, h1, np, &w->proj_w2, NULL);
     molmo_arena_reset(a, mark);
     return 0;
