@@ -14,15 +14,21 @@
 
 #define ALLOC(a, n) ((float *)molmo_arena_alloc((a), (size_t)(n) * sizeof(float)))
 
-/* §7.3.4 half rotation on one head of hd features at position pos (float32 angles). */
-static void rope(float *x, int hd, int pos, const float *inv_freq) {
-    int h2 = hd / 2;
+/* §7.3.4 half rotation: the angles of position pos (float32), then their rotation applied to
+ * one head of 2 * h2 features. Every head of a position shares the angles. */
+static void rope_angles(float *cs, float *sn, int h2, int pos, const float *inv_freq) {
     for (int i = 0; i < h2; i++) {
         float ang = (float)pos * inv_freq[i];
-        float cs = cosf(ang), sn = sinf(ang);
+        cs[i] = cosf(ang);
+        sn[i] = sinf(ang);
+    }
+}
+
+static void rope_apply(float *x, int h2, const float *cs, const float *sn) {
+    for (int i = 0; i < h2; i++) {
         float x1 = x[i], x2 = x[i + h2];
-        x[i] = x1 * cs - x2 * sn;
-        x[i + h2] = x2 * cs + x1 * sn;
+        x[i] = x1 * cs[i] - x2 * sn[i];
+        x[i + h2] = x2 * cs[i] + x1 * sn[i];
     }
 }
 
@@ -54,6 +60,7 @@ struct llm_scratch {
     float *xn, *qkv, *att, *tmp, *ffa, *ffh, *scores;
     int fc, qc;  /* feed-forward rows per chunk, query rows per attention chunk */
     int pool_att;  /* decode attention on the pool: scores holds [hpg, S] per thread */
+    float *rope_cs, *rope_sn;  /* [hd / 2]: one position's RoPE angles */
     /* mixture of experts (§7.5), mc rows per chunk */
     float *prob;           /* [mc, X]: router probabilities */
     float *wt;             /* [mc, X]: the weight of each chosen expert, -1 for the others */
@@ -102,8 +109,9 @@ static void attention(struct molmo_model *m, int l, const float *u, float *out, 
             molmo_rmsnorm(qt, qt, b->q_norm, 1, d, c->norm_eps);
             molmo_rmsnorm(kt, kt, b->k_norm, 1, kvd, c->norm_eps);
         }
-        for (int h = 0; h < H; h++) rope(qt + h * hd, hd, pos0 + t, m->rope_inv_freq);
-        for (int h = 0; h < K; h++) rope(kt + h * hd, hd, pos0 + t, m->rope_inv_freq);
+        rope_angles(s->rope_cs, s->rope_sn, hd / 2, pos0 + t, m->rope_inv_freq);
+        for (int h = 0; h < H; h++) rope_apply(qt + h * hd, hd / 2, s->rope_cs, s->rope_sn);
+        for (int h = 0; h < K; h++) rope_apply(kt + h * hd, hd / 2, s->rope_cs, s->rope_sn);
         memcpy(kv_at(m, l, 0, pos0 + t), kt, (size_t)kvd * sizeof(float));
         memcpy(kv_at(m, l, 1, pos0 + t), vt, (size_t)kvd * sizeof(float));
     }
@@ -237,6 +245,8 @@ static void blocks_forward(struct molmo_model *m, float *x, int T, int pos0) {
     size_t att_rows = (size_t)jb_pool_n_threads(m->pool) * (c->n_heads / c->n_kv_heads);
     s.pool_att = T == 1 && att_rows <= MOLMO_ATT_CHUNK;
     s.scores = ALLOC(a, (s.pool_att ? att_rows : (size_t)s.qc) * (pos0 + T));
+    s.rope_cs = ALLOC(a, (size_t)c->head_dim / 2);
+    s.rope_sn = ALLOC(a, (size_t)c->head_dim / 2);
     if (c->moe) {
         int f = FF / 2;
         s.mc = T < MOLMO_MOE_CHUNK ? T : MOLMO_MOE_CHUNK;
@@ -250,7 +260,9 @@ static void blocks_forward(struct molmo_model *m, float *x, int T, int pos0) {
         if (!s.prob || !s.wt || !s.rows || !s.gin || !s.gate || !s.up || !s.down) __builtin_trap();
     }
     /* the arena is sized at load for max_seq tokens and T + pos0 <= max_seq was checked */
-    if (!s.xn || !s.qkv || !s.att || !s.tmp || !s.ffa || !s.ffh || !s.scores) __builtin_trap();
+    if (!s.xn || !s.qkv || !s.att || !s.tmp || !s.ffa || !s.ffh || !s.scores || !s.rope_cs ||
+        !s.rope_sn)
+        __builtin_trap();
     for (int l = 0; l < c->n_layers; l++) {
         const struct molmo_llm_block *b = &m->w.blocks[l];
         /* pre-norm: x += f(RMS(x)); norm-after: x += RMS(f(x)) */

@@ -215,8 +215,9 @@ static inline void molmo_arena_reset(struct molmo_arena *a, size_t mark) { a->us
  * converted tile by tile into scratch from the arena (exact conversion). ldy = out. */
 void molmo_linear(struct molmo_arena *a, float *y, const float *x, int T,
                   const struct molmo_tensor *w, const float *b);
-/* molmo_linear, except that a single row (T == 1, a decode step) with F32 or BF16 weights
- * runs on the model's matvec kernels over its pool, reading the weights in place. */
+/* molmo_linear on the model's pool: a single row (T == 1, a decode step) with F32 or BF16
+ * weights runs on the matvec kernels, reading the weights in place; anything else on
+ * molmo_linear_pool. */
 void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
                         const struct molmo_tensor *w, const float *b);
 /* The float32 value of rows [r0, r0+n) of a 2-D tensor into dst [n, cols]. */

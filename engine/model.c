@@ -252,9 +252,12 @@ static size_t scratch_bytes(const struct molmo_config *c, int max_seq, int n_thr
     /* per thread: attention scores and a weight tile (engine/parallel.c) */
     size_t vit = 6 * P * D + P * F + (size_t)n_threads * (P * P + tile);
     size_t np = (size_t)molmo_config_n_pooled(c);
-    size_t conn = 2 * Np * 2 * D + np * 2 * D + 2 * Np * D + 3 * np * D + 2 * np * FFh + tile;
+    size_t conn = 2 * Np * 2 * D + np * 2 * D + 2 * Np * D + 3 * np * D + 2 * np * FFh +
+                  (size_t)n_threads * tile;
     size_t chunk = MOLMO_FFN_CHUNK;
-    size_t llm = S * (5 * d + 2 * kvd) + chunk * (FF + FFh) + MOLMO_ATT_CHUNK * S + d + tile;
+    size_t llm = S * (5 * d + 2 * kvd) + chunk * (FF + FFh) + MOLMO_ATT_CHUNK * S + d +
+                 (size_t)n_threads * tile +
+                 2 * ((size_t)c->head_dim / 2 + 16); /* RoPE angles */
     if (c->moe) { /* engine/llm.c ffn_moe: probabilities, weights, rows, gather, gate, up, down */
         size_t mc = S < MOLMO_MOE_CHUNK ? S : MOLMO_MOE_CHUNK, X = (size_t)c->n_experts;
         llm += mc * (2 * X + 1 + 2 * d + 2 * FFh) + 7 * 16;
