@@ -22,6 +22,8 @@ enum molmo_init_size {
     MOLMO_INIT_7B_O,  /* OLMo: norm-after, QK-norm, no QKV bias */
     MOLMO_INIT_7B_D,  /* Qwen2-7B */
     MOLMO_INIT_72B,   /* Qwen2-72B */
+    /* MolmoE-1B (OLMoE-1B-7B, molmo.md §2.2 names, OLMo-style config.json, lm_head.weight) */
+    MOLMO_INIT_MOLMOE_1B,
 };
 
 struct molmo_init_opts {
@@ -30,9 +32,10 @@ struct molmo_init_opts {
     int layers;     /* LLM blocks; 0 = the size's own */
     int vit_layers; /* ViT blocks; 0 = the size's own (vit_layers [-2, -9], or [-1, -N] below 9) */
     int bf16;       /* weights stored as BF16 (rounded to nearest even) instead of F32 */
+    int experts;    /* MolmoE experts; 0 = the shape's 64 (top-k is capped at this) */
 };
 
-/* Parses "tiny", "small", "7b-o", "7b-d", "72b"; -1 otherwise. */
+/* Parses "tiny", "small", "7b-o", "7b-d", "72b", "molmoe-1b"; -1 otherwise. */
 int molmo_init_size_parse(const char *s, enum molmo_init_size *out);
 
 /* Writes the checkpoint into dir (created if missing; existing files of the same names are

@@ -23,6 +23,7 @@ struct dims {
     int vD, vH, vL, vF;      /* ViT: width, heads, layers, MLP width */
     int qkv_bias, qk_norm, norm_after;
     double eps, theta;
+    int X, top_k; /* MolmoE: experts of width I / 2 and how many run per token; 0 = dense */
 };
 
 /* tiny = the golden molmo-tiny-qwen2 sizes; small is about 4x the compute per token. The
@@ -36,11 +37,14 @@ static const struct dims dims_of[] = {
                          1e-6, 1e6},
     [MOLMO_INIT_72B] = {8192, 64, 8, 80, 59136, 152064, 152064, 1024, 16, 23, 4096, 1, 0, 0,
                         1e-5, 1e6},
+    /* OLMoE-1B-7B: mlp_ratio 1, so I = d and each of the 64 experts is I / 2 = 1024 wide */
+    [MOLMO_INIT_MOLMOE_1B] = {2048, 16, 16, 16, 2048, 50304, 50280, 1024, 16, 23, 4096, 0, 1, 0,
+                              1e-5, 1e4, 64, 8},
 };
 
 int molmo_init_size_parse(const char *s, enum molmo_init_size *out) {
-    static const char *const names[] = {"tiny", "small", "7b-o", "7b-d", "72b"};
-    for (int i = 0; i < 5; i++)
+    static const char *const names[] = {"tiny", "small", "7b-o", "7b-d", "72b", "molmoe-1b"};
+    for (int i = 0; i < 6; i++)
         if (!strcmp(s, names[i])) return *out = (enum molmo_init_size)i, 0;
     return -1;
 }
@@ -177,7 +181,24 @@ static int add(struct tlist *l, int shard, enum init_kind kind, int64_t d0, int6
 static int tensor_list(struct tlist *l, const struct dims *m) {
     int rc = 0;
     const int hd = m->d / m->H, qkv = m->d + 2 * m->K * hd;
-    for (int b = 0; b < m->L; b++) {
+    for (int b = 0; b < m->L && m->X; b++) { /* MolmoE (§2.2): attn. and mlp. modules */
+        const char *p = "model.transformer.blocks";
+        rc |= add(l, 0, INIT_LINEAR, 3 * m->d, m->d, "%s.%d.attn.att_proj.weight", p, b);
+        rc |= add(l, 0, INIT_ONES, m->d, 0, "%s.%d.attn.attn_norm.weight", p, b);
+        rc |= add(l, 0, INIT_LINEAR, m->d, m->d, "%s.%d.attn.attn_out.weight", p, b);
+        rc |= add(l, 0, INIT_ONES, m->d, 0, "%s.%d.attn.k_norm.weight", p, b);
+        rc |= add(l, 0, INIT_ONES, m->d, 0, "%s.%d.attn.q_norm.weight", p, b);
+        rc |= add(l, 0, INIT_ONES, m->d, 0, "%s.%d.mlp.ff_norm.weight", p, b);
+        rc |= add(l, 0, INIT_LINEAR, m->X, m->d, "%s.%d.mlp.gate.weight", p, b);
+        for (int e = 0; e < m->X; e++) {
+            const char *q = "mlp.experts";
+            int f = m->I / 2;
+            rc |= add(l, 0, INIT_LINEAR, m->d, f, "%s.%d.%s.%d.down_proj.weight", p, b, q, e);
+            rc |= add(l, 0, INIT_LINEAR, f, m->d, "%s.%d.%s.%d.gate_proj.weight", p, b, q, e);
+            rc |= add(l, 0, INIT_LINEAR, f, m->d, "%s.%d.%s.%d.up_proj.weight", p, b, q, e);
+        }
+    }
+    for (int b = 0; b < m->L && !m->X; b++) {
         const char *p = "model.transformer.blocks";
         if (m->qkv_bias) rc |= add(l, 0, INIT_SMALL, qkv, 0, "%s.%d.att_proj.bias", p, b);
         rc |= add(l, 0, INIT_LINEAR, qkv, m->d, "%s.%d.att_proj.weight", p, b);
@@ -191,7 +212,8 @@ static int tensor_list(struct tlist *l, const struct dims *m) {
         rc |= add(l, 0, INIT_LINEAR, m->d, m->I / 2, "%s.%d.ff_out.weight", p, b);
         rc |= add(l, 0, INIT_LINEAR, m->I, m->d, "%s.%d.ff_proj.weight", p, b);
     }
-    rc |= add(l, 0, INIT_LINEAR, m->E, m->d, "model.transformer.ff_out.weight");
+    rc |= add(l, 0, INIT_LINEAR, m->E, m->d,
+              m->X ? "lm_head.weight" : "model.transformer.ff_out.weight");
     rc |= add(l, 0, INIT_ONES, m->d, 0, "model.transformer.ln_f.weight");
     rc |= add(l, 0, INIT_SMALL, m->E, m->d, "model.transformer.wte.embedding");
     rc |= add(l, 0, INIT_SMALL, 128, m->d, "model.transformer.wte.new_embedding");
@@ -408,6 +430,84 @@ static json_t *config_json(const struct dims *m, int bf16) {
         "vocab_size", m->V, "weight_tying", 0);
 }
 
+/* MolmoE-1B's OLMo-style config.json (molmo.md §1.1): the key set and fixed values of the
+ * released file as the golden molmo-tiny-olmoe copies it; the sizes are set below. */
+static json_t *olmo_config_json(const struct dims *m) {
+    static const char tmpl[] =
+        "{\"auto_map\": {\"AutoConfig\": \"config_molmoe.MolmoConfig\", \"AutoModelForCausalLM\":"
+        " \"modeling_molmoe.MolmoForCausalLM\"}, \"activation_type\": \"swiglu\","
+        " \"additional_vocab_size\": 128, \"alibi\": false, \"alibi_bias_max\": 8.0,"
+        " \"always_start_with_space\": true, \"architectures\": [\"OLMoForCausalLM\"],"
+        " \"attention_dropout\": 0.0, \"attention_layer_norm\": true,"
+        " \"attention_layer_norm_with_affine\": true, \"attention_type\": \"sdpa\","
+        " \"attn_logit_softcapping\": null, \"bias_for_layer_norm\": false,"
+        " \"block_group_size\": 1, \"block_type\": \"moe\", \"clip_qkv\": null,"
+        " \"crop_mode\": \"overlap-and-resize-c2\", \"d_model\": 0, \"default_inference_len\": 65,"
+        " \"do_random_scale\": false, \"embedding_dropout\": 0.0, \"embedding_size\": 0,"
+        " \"final_logit_softcapping\": null, \"fix_image_input_idx\": 2,"
+        " \"float32_attention\": true, \"gin_bindings\": null, \"head_dim\": null,"
+        " \"image_feature_dropout\": 0.0, \"image_padding_embed\": \"pad_and_partial_pad\","
+        " \"image_pooling_2d\": \"attention-meanq\", \"image_pooling_h\": 2,"
+        " \"image_pooling_w\": 2, \"image_projector\": \"mlp\", \"include_bias\": false,"
+        " \"init_cutoff_factor\": 3.0, \"init_device\": \"meta\", \"init_fn\": \"normal\","
+        " \"init_std\": 0.02, \"initializer_range\": 0.02, \"layer_norm_eps\": 1e-05,"
+        " \"layer_norm_type\": \"rms\", \"layer_norm_with_affine\": true,"
+        " \"llm_load_path\": null, \"loss_token_weighting\": \"root_subsegments\","
+        " \"low_cpu_fsdp\": true, \"max_crops\": 12, \"max_position_embeddings\": 32768,"
+        " \"max_sequence_length\": 4096, \"message_formatting\": \"role\","
+        " \"mlp_hidden_size\": null, \"mlp_ratio\": 1, \"model_type\": \"molmo\","
+        " \"moe_capacity_factor\": 1.25, \"moe_dropless\": true, \"moe_interleave\": false,"
+        " \"moe_lbl_in_fp32\": false, \"moe_log_expert_assignment\": false,"
+        " \"moe_loss_weight\": 0.0, \"moe_mlp_impl\": \"sparse\", \"moe_num_experts\": 0,"
+        " \"moe_shared_expert\": false, \"moe_top_k\": 0, \"moe_zloss_weight\": 0.0,"
+        " \"multi_query_attention\": null, \"n_heads\": 0, \"n_kv_heads\": null, \"n_layers\": 0,"
+        " \"new_embedding_init_range\": 0.02, \"norm_after\": false,"
+        " \"normalize_input_embeds\": false, \"overlap_margins\": [4, 4], \"pad_to\": null,"
+        " \"pad_token_id\": 1, \"pad_tokenizer\": false, \"precision\": \"amp_bf16\","
+        " \"prompt_override\": null, \"prompt_type\": \"uber_model\", \"qkv_bias\": false,"
+        " \"query_pre_attn_scalar\": 224, \"residual_dropout\": 0.1,"
+        " \"response_attention_dropout\": 0.0, \"response_residual_dropout\": 0.0,"
+        " \"rope\": true, \"rope_full_precision\": true, \"rope_impl\": \"llama\","
+        " \"rope_theta\": 10000.0, \"scale_logits\": false,"
+        " \"system_prompt_kind\": \"demo_or_style\", \"transformers_version\": \"4.45.0.dev0\","
+        " \"unconditioned\": false, \"use_cache\": true, \"use_cls_feature\": false,"
+        " \"use_col_tokens\": true, \"use_position_ids\": true, \"vision_backbone\": {"
+        " \"attention_dropout\": 0.0, \"fsdp_wrap\": false, \"image_default_input_size\":"
+        " [336, 336], \"image_dropout_rate\": 0.0, \"image_emb_dim\": 0, \"image_head_dim\": 0,"
+        " \"image_mlp_activations\": \"quick_gelu\", \"image_mlp_dim\": 0,"
+        " \"image_model_type\": \"openai\", \"image_norm_eps\": 1e-05, \"image_num_heads\": 0,"
+        " \"image_num_key_value_heads\": 0, \"image_num_layers\": 0, \"image_num_pos\": 577,"
+        " \"image_patch_size\": 14, \"image_pos_patch_size\": 14, \"initializer_range\": 0.02,"
+        " \"residual_dropout\": 0.0, \"resize_mode\": \"default\"}, \"vit_layers\": [-2, -9],"
+        " \"vit_load_path\": null, \"vocab_size\": 0, \"weight_tying\": false}";
+    json_t *c = json_loads(tmpl, 0, NULL);
+    if (!c) return NULL;
+    json_t *vb = json_object_get(c, "vision_backbone");
+    const struct {
+        json_t *o;
+        const char *k;
+        int v;
+    } set[] = {
+        {c, "d_model", m->d},
+        {c, "embedding_size", m->E},
+        {c, "moe_num_experts", m->X},
+        {c, "moe_top_k", m->top_k},
+        {c, "n_heads", m->H},
+        {c, "n_layers", m->L},
+        {c, "vocab_size", m->V},
+        {vb, "image_emb_dim", m->vD},
+        {vb, "image_head_dim", m->vD / m->vH},
+        {vb, "image_mlp_dim", m->vF},
+        {vb, "image_num_heads", m->vH},
+        {vb, "image_num_key_value_heads", m->vH},
+        {vb, "image_num_layers", m->vL},
+    };
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
+        json_object_set_new(set[i].o, set[i].k, json_integer(set[i].v));
+    if (m->vL < 9) json_object_set_new(c, "vit_layers", json_pack("[i,i]", -1, -m->vL));
+    return c;
+}
+
 /* molmo.md §1.3: identical for all released checkpoints. */
 static json_t *preprocessor_json(void) {
     return json_pack("{s:[i,i], s:b, s:[f,f,f], s:b, s:i, s:s, s:[f,f,f], s:i, s:i, s:i, "
@@ -484,11 +584,15 @@ static json_t *tokenizer_json(const struct dims *m) {
 /* ---- the checkpoint ---- */
 
 int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, struct jb_err *err) {
-    if ((unsigned)o->size > MOLMO_INIT_72B)
+    if ((unsigned)o->size > MOLMO_INIT_MOLMOE_1B)
         return jb_err_set(err, JB_EINVAL, "init-model: unknown size %d", (int)o->size);
     struct dims dm = dims_of[o->size];
     if (o->layers > 0) dm.L = o->layers;
     if (o->vit_layers > 0) dm.vL = o->vit_layers;
+    if (o->experts > 0 && dm.X) {
+        dm.X = o->experts;
+        if (dm.top_k > dm.X) dm.top_k = dm.X;
+    }
     const struct dims *m = &dm;
     static const char *const shard_name[2] = {"model-00001-of-00002.safetensors",
                                               "model-00002-of-00002.safetensors"};
@@ -550,7 +654,9 @@ int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, str
                     json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total,
                               "weight_map", sorted),
                     err);
-    if (!rc) rc = write_json(dir, "config.json", config_json(m, o->bf16), err);
+    if (!rc)
+        rc = write_json(dir, "config.json", m->X ? olmo_config_json(m) : config_json(m, o->bf16),
+                        err);
     if (!rc) rc = write_json(dir, "preprocessor_config.json", preprocessor_json(), err);
     if (!rc)
         rc = write_json(dir, "generation_config.json",

@@ -30,8 +30,18 @@ void *molmo_arena_alloc(struct molmo_arena *a, size_t bytes) {
     return a->base + at;
 }
 
+/* Input rows rounded to bf16 at a time (arena.bf16_x): the x of one sgemm. */
+#define X_ROWS ((size_t)1024)
+
 size_t molmo_linear_scratch_floats(int in_dim) {
-    return tile_rows(in_dim) * (size_t)in_dim;
+    return (tile_rows(in_dim) + X_ROWS) * (size_t)in_dim + 16;
+}
+
+void molmo_round_bf16(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b = (uint32_t)molmo_f32_to_bf16(src[i]) << 16;
+        memcpy(&dst[i], &b, sizeof b);
+    }
 }
 
 void molmo_tensor_rows(float *dst, const struct molmo_tensor *t, size_t r0, size_t n) {
@@ -53,13 +63,26 @@ void molmo_linear(struct molmo_arena *a, float *y, const float *x, int T,
         size_t rows = tile_rows(in);
         if (rows > (size_t)out) rows = (size_t)out;
         float *tile = molmo_arena_alloc(a, rows * (size_t)in * sizeof(float));
+        /* bf16 activations: x in chunks of X_ROWS rows rounded to bf16 (one chunk for most
+         * products; larger prompts convert each weight tile once per chunk) */
+        int round_x = a->bf16_x && w->dt == MOLMO_DTYPE_BF16;
+        size_t xc = round_x ? ((size_t)T < X_ROWS ? (size_t)T : X_ROWS) : (size_t)T;
+        float *xr = round_x ? molmo_arena_alloc(a, xc * (size_t)in * sizeof(float)) : NULL;
         /* the arena is sized at load for the largest tile: running out is our bug */
-        if (!tile) __builtin_trap();
-        for (size_t r0 = 0; r0 < (size_t)out; r0 += rows) {
-            size_t n = (size_t)out - r0 < rows ? (size_t)out - r0 : rows;
-            molmo_tensor_rows(tile, w, r0, n);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n, in, 1.0f, x, in, tile,
-                        in, 0.0f, y + r0, out);
+        if (!tile || (round_x && !xr)) __builtin_trap();
+        for (size_t t0 = 0; t0 < (size_t)T; t0 += xc) {
+            size_t nt = (size_t)T - t0 < xc ? (size_t)T - t0 : xc;
+            const float *xt = x + t0 * (size_t)in;
+            if (round_x) {
+                molmo_round_bf16(xr, xt, nt * (size_t)in);
+                xt = xr;
+            }
+            for (size_t r0 = 0; r0 < (size_t)out; r0 += rows) {
+                size_t n = (size_t)out - r0 < rows ? (size_t)out - r0 : rows;
+                molmo_tensor_rows(tile, w, r0, n);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)n, in, 1.0f, xt,
+                            in, tile, in, 0.0f, y + t0 * (size_t)out + r0, out);
+            }
         }
         molmo_arena_reset(a, mark);
     }
@@ -82,7 +105,15 @@ void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
     else
         goto blas;
     int out = (int)w->shape[0], in = (int)w->shape[1];
+    size_t mark = molmo_arena_mark(&m->arena);
+    if (type == MOLMO_WEIGHT_BF16 && m->arena.bf16_x) { /* x rounded to bf16, in the scratch */
+        float *xr = molmo_arena_alloc(&m->arena, (size_t)in * sizeof(float));
+        if (!xr) __builtin_trap(); /* sized at load (molmo_linear_scratch_floats) */
+        molmo_round_bf16(xr, x, (size_t)in);
+        x = xr;
+    }
     molmo_matvec(m->pool, &m->kern, type, y, w->data, x, NULL, out, in);
+    molmo_arena_reset(&m->arena, mark);
     if (b)
         for (int o = 0; o < out; o++) y[o] += b[o];
     return;

@@ -136,6 +136,9 @@ struct molmo_weights {
 struct molmo_arena {
     char *base;
     size_t cap, used, high;
+    /* load option activations = "bf16": products with BF16 weights (molmo_linear,
+     * molmo_model_linear) round their input rows to bf16 first, into scratch taken here */
+    bool bf16_x;
 };
 
 struct molmo_tokenizer;
@@ -230,6 +233,10 @@ void molmo_softmax(float *x, int n);
 /* Floats a weight-tile conversion can need at most (sizes the arena). */
 size_t molmo_linear_scratch_floats(int in_dim);
 
+/* dst[i] = src[i] rounded to the nearest bf16 (ties to even; NaN stays NaN), as float32. dst
+ * may equal src. */
+void molmo_round_bf16(float *dst, const float *src, size_t n);
+
 /* ---- on the model's pool (engine/parallel.c) ---------------------------------------------- */
 
 /* An activation fused into molmo_linear_pool. */
@@ -240,7 +247,8 @@ void molmo_blas_threads(const struct molmo_model *m, int single);
 /* molmo_linear, then act, with the rows of W (the columns of y) split over m->pool: each thread
  * widens its tiles of W into its own scratch (arena: molmo_linear_scratch_floats(in) floats per
  * thread) and multiplies them on a single-threaded sgemm; bias and act on its own columns.
- * Values as molmo_linear's plus act, up to how sgemm blocks the sums. */
+ * With arena.bf16_x and BF16 weights, x is rounded to bf16 first, as in molmo_linear. Values
+ * as molmo_linear's plus act, up to how sgemm blocks the sums. */
 void molmo_linear_pool(struct molmo_model *m, float *y, const float *x, int T,
                        const struct molmo_tensor *w, const float *b, enum molmo_act act);
 /* molmo_layernorm with the T rows split over the pool (same results). y must not alias x in

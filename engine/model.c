@@ -311,6 +311,14 @@ int molmo_model_load_weights(struct molmo_model **out, const char *dir,
         }
         molmo_kernels_init(&m->kern, molmo_cpu_detect(), want);
     }
+    if (opts && opts->activations && strcmp(opts->activations, "f32") != 0) {
+        if (strcmp(opts->activations, "bf16") != 0) {
+            rc = jb_err_set(err, JB_EINVAL, "unknown activations '%s' (f32, bf16)",
+                            opts->activations);
+            goto out;
+        }
+        m->arena.bf16_x = true;
+    }
     /* the pool of the decode matvecs and of engine/parallel.c's jobs; OpenBLAS runs on its own
      * threads outside pool jobs, single-threaded inside them (molmo_blas_threads) */
     if ((rc = jb_pool_open(&m->pool, m->n_threads, 1, err))) goto out;

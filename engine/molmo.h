@@ -55,6 +55,9 @@ struct molmo_load_opts {
                      * 0 = OpenBLAS's default */
     const char *kernels;  /* decode matvec kernels: NULL or "best" = the best the CPU runs,
                            * else "scalar", "avx2", "avx512" (never above what the CPU has) */
+    const char *activations; /* NULL or "f32": products use float32 activations; "bf16": every
+                              * product with BF16 weights first rounds its input activations to
+                              * bf16 (nearest even), as a vdpbf16ps kernel does */
 };
 
 /* Loads a checkpoint directory as released (config.json, model.safetensors.index.json and its

@@ -54,25 +54,54 @@ static void linear_rows(void *ctx, size_t begin, size_t end, int thread) {
     }
 }
 
+/* Rows of x rounded to bf16 at a time (arena.bf16_x): kernels.c's X_ROWS, which
+ * molmo_linear_scratch_floats counts. */
+#define X_CHUNK ((size_t)1024)
+
+struct round_job {
+    float *dst;
+    const float *src;
+};
+
+static void round_rows(void *ctx, size_t begin, size_t end, int thread) {
+    const struct round_job *j = ctx;
+    (void)thread;
+    molmo_round_bf16(j->dst + begin, j->src + begin, end - begin);
+}
+
 void molmo_linear_pool(struct molmo_model *m, float *y, const float *x, int T,
                        const struct molmo_tensor *w, const float *b, enum molmo_act act) {
     struct molmo_arena *a = &m->arena;
     int out = (int)w->shape[0], in = (int)w->shape[1];
     int nt = jb_pool_n_threads(m->pool);
     size_t mark = molmo_arena_mark(a);
-    struct linear_job j = {.m = m, .y = y, .x = x, .b = b, .w = w, .T = T, .out = out, .in = in,
-                           .act = act};
-    j.tile_rows = molmo_linear_scratch_floats(in) / (size_t)in;
+    struct linear_job j = {.m = m, .b = b, .w = w, .out = out, .in = in, .act = act};
+    j.tile_rows = (molmo_linear_scratch_floats(in) - X_CHUNK * (size_t)in) / (size_t)in;
+    if (j.tile_rows > (size_t)out) j.tile_rows = (size_t)out;
     /* each thread's share in one tile when it fits (one sgemm call per thread) */
     size_t share = ((size_t)out + (size_t)nt - 1) / (size_t)nt;
     share = (share + 15) & ~(size_t)15;
     if (share < j.tile_rows) j.tile_rows = share;
     j.scratch = molmo_arena_alloc(a, (size_t)nt * j.tile_rows * in * sizeof(float));
+    int round_x = a->bf16_x && w->dt == MOLMO_DTYPE_BF16;
+    size_t xc = round_x && (size_t)T > X_CHUNK ? X_CHUNK : (size_t)T;
+    float *xr = round_x ? molmo_arena_alloc(a, xc * (size_t)in * sizeof(float)) : NULL;
     /* the arena is sized at load for a tile per thread: running out is our bug */
-    if (!j.scratch) __builtin_trap();
-    molmo_blas_threads(m, 1);
-    jb_pool_for(m->pool, (size_t)out, 16, linear_rows, &j);
-    molmo_blas_threads(m, 0);
+    if (!j.scratch || (round_x && !xr)) __builtin_trap();
+    for (size_t t0 = 0; t0 < (size_t)T; t0 += xc) {
+        size_t n = (size_t)T - t0 < xc ? (size_t)T - t0 : xc;
+        j.x = x + t0 * (size_t)in;
+        j.y = y + t0 * (size_t)out;
+        j.T = (int)n;
+        if (round_x) {
+            struct round_job rj = {.dst = xr, .src = j.x};
+            jb_pool_for(m->pool, n * (size_t)in, 64, round_rows, &rj);
+            j.x = xr;
+        }
+        molmo_blas_threads(m, 1);
+        jb_pool_for(m->pool, (size_t)out, 16, linear_rows, &j);
+        molmo_blas_threads(m, 0);
+    }
     molmo_arena_reset(a, mark);
 }
 

@@ -12,6 +12,7 @@
  * outside engine/ until molmo.h exports a bench entry point. */
 #include "engine/kernels-impl.h"
 #include "engine/model-impl.h"
+#include "energy/meter.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -30,6 +31,9 @@ struct bench_opts {
     const char *json_path;
     const char *model;
     int crops, prompt_tokens, gen_tokens;
+    const char *meter; /* --meter: NULL/"auto", a backend name, or "none" */
+    const char *activations; /* --activations: NULL (f32) or "bf16" */
+    double tdp_w;      /* --tdp-w for the estimate; 0 = built-in table */
 };
 
 /* Limits measured by bench_machine, used by later sections for fractions (0 = not measured). */
@@ -68,6 +72,15 @@ static void usage(void) {
            "  --bw-mib N       read-bandwidth buffer in MiB (default 512)\n"
            "  --kernel NAME    scalar, avx2+fma, avx512-bf16/vnni or best (default best; never\n"
            "                   above what the CPU supports)\n"
+           "  --meter NAME     --model: the energy meter the ViT, prefill and decode phases run\n"
+           "                   under: auto (default: the best available, else the labelled\n"
+           "                   estimate), powercap, perf, papi, estimate, or none. Joules per\n"
+           "                   crop and per token are the whole counted energy (idle included)\n"
+           "                   over all reps divided by the work, and are always printed with\n"
+           "                   their source: measured (backend: domains) or estimated (model)\n"
+           "  --tdp-w W        the CPU's TDP for the estimate (default: built-in table)\n"
+           "  --activations T  --model: f32 (default) or bf16 (products with BF16 weights\n"
+           "                   round their input to bf16 first)\n"
            "  --json FILE      also write the figures as one JSON object to FILE\n"
            "  -h, --help       this text\n");
 }
@@ -286,16 +299,60 @@ struct model_figures {
     double weight_bytes, kv_bytes;
     char kernel[32];
     int threads;
+    /* energy (--meter): over all reps; has_energy = 0 with --meter none */
+    int has_energy;
+    enum meter_source energy_source;
+    char energy_backend[64], energy_label[1024];
+    double vit_j, prefill_j, decode_j, prefill_s, decode_s;
 };
+
+/* "measured (powercap: package-0, dram-0)" or "estimated (<the model in words>)": where the
+ * joules come from, printed beside every energy figure. */
+static void energy_label(const struct meter *mt, char *buf, size_t len) {
+    enum meter_source src = meter_source(mt);
+    if (src == METER_SOURCE_ESTIMATED) {
+        snprintf(buf, len, "estimated (%s)", meter_model(mt) ? meter_model(mt) : "model unknown");
+        return;
+    }
+    size_t at = (size_t)snprintf(buf, len, "measured (%s:", meter_backend_name(mt));
+    const char *sep = " ";
+    for (int d = 0; d < meter_n_domains(mt) && at < len; d++) {
+        const struct meter_domain *dm = meter_domain_get(mt, d);
+        if (!dm->in_total) continue;
+        at += (size_t)snprintf(buf + at, len - at, "%s%s", sep, dm->name);
+        sep = ", ";
+    }
+    if (at < len) snprintf(buf + at, len - at, ")");
+}
+
+/* meter_mark with 0 on success (it returns the phase index). */
+static int mark(struct meter *mt, const char *label, long rep, struct jb_err *err) {
+    int rc = meter_mark(mt, label, rep, err);
+    return rc < 0 ? rc : 0;
+}
+
+/* Energy and time of the closed phases named label, summed. */
+static void phase_sum(const struct meter *mt, const char *label, double *j, double *s) {
+    *j = *s = 0;
+    for (int i = 0; i < meter_n_phases(mt); i++) {
+        struct meter_phase ph;
+        if (meter_phase_get(mt, i, &ph, NULL) == 0 && !strcmp(ph.label, label)) {
+            *j += ph.energy_j;
+            *s += ph.t_end_s - ph.t_start_s;
+        }
+    }
+}
 
 /* Loads --model, then per rep: --crops ViT passes on random patches, a prefill of
  * --prompt-tokens random ids, --gen-tokens greedy decode steps. */
 static int bench_model(const struct bench_opts *o, struct model_figures *f, struct jb_err *err) {
     struct molmo_model *m = NULL;
+    struct meter *mt = NULL;
     struct molmo_load_opts lo = {.max_seq = o->prompt_tokens + o->gen_tokens + 1,
                                  .max_crops = 1,
                                  .n_threads = o->threads,
-                                 .kernels = molmo_isa_name(o->isa)};
+                                 .kernels = molmo_isa_name(o->isa),
+                                 .activations = o->activations};
     int rc = molmo_model_load_weights(&m, o->model, &lo, err);
     if (rc) return rc;
     const struct molmo_config *c = &m->cfg;
@@ -311,27 +368,48 @@ static int bench_model(const struct bench_opts *o, struct model_figures *f, stru
         rc = jb_err_set(err, JB_ENOMEM, "bench: out of memory");
         goto out;
     }
+    /* The meter opens after the load, so the phases hold only the work they name. */
+    if (!o->meter || strcmp(o->meter, "none") != 0) {
+        struct meter_opts mo = {.backend = o->meter, .tdp_w = o->tdp_w, .no_gpu = true};
+        if ((rc = meter_open(&mt, &mo, err)) || (rc = meter_start(mt, err))) goto out;
+        harness_log_meter_notes(mt);
+    }
     uint64_t s = 0x9E3779B97F4A7C15ull;
     for (size_t i = 0; i < (size_t)np * pdim; i++)
         patches[i] = (float)(xorshift(&s) >> 40) * (2.0f / 16777216.0f) - 1.0f;
     for (int i = 0; i < o->prompt_tokens; i++)
         ids[i] = (int32_t)(xorshift(&s) % (uint64_t)c->vocab_size);
     for (int r = 0; r < o->reps; r++) {
+        if (mt && (rc = mark(mt, "vision", r, err))) goto out;
         double t0 = now_s();
         for (int k = 0; k < o->crops && (rc = molmo_vit_forward(m, patches, feats, NULL, err)) == 0; k++) {}
         if (rc) goto out;
         double t1 = now_s();
+        if (mt && (rc = mark(mt, "prefill", r, err))) goto out;
         rc = molmo_llm_prefill(m, ids, o->prompt_tokens, NULL, NULL, 0, NULL, logits, err);
         if (rc) goto out;
         double t2 = now_s();
+        if (mt && (rc = mark(mt, "decode", r, err))) goto out;
         for (int g = 0; g < o->gen_tokens; g++) {
             rc = molmo_llm_decode(m, molmo_argmax(logits, E), logits, err);
             if (rc) goto out;
         }
         double t3 = now_s();
+        if (mt && (rc = mark(mt, "", r, err))) goto out;
         tv[r] = o->crops > 0 ? (t1 - t0) / o->crops * 1e3 : 0.0;
         tp[r] = o->prompt_tokens / (t2 - t1);
         td[r] = o->gen_tokens > 0 ? o->gen_tokens / (t3 - t2) : 0.0;
+    }
+    if (mt) {
+        if ((rc = meter_stop(mt, err))) goto out;
+        double s;
+        f->has_energy = 1;
+        f->energy_source = meter_source(mt);
+        snprintf(f->energy_backend, sizeof f->energy_backend, "%s", meter_backend_name(mt));
+        energy_label(mt, f->energy_label, sizeof f->energy_label);
+        phase_sum(mt, "vision", &f->vit_j, &s);
+        phase_sum(mt, "prefill", &f->prefill_j, &f->prefill_s);
+        phase_sum(mt, "decode", &f->decode_j, &f->decode_s);
     }
     double spread;
     median_spread(tv, o->reps, &f->vit_ms_per_crop, &spread);
@@ -365,8 +443,47 @@ out:
     free(tv);
     free(tp);
     free(td);
+    meter_close(mt);
     molmo_model_free_weights(m);
     return rc;
+}
+
+/* Joules per crop and per token, each labelled with its source; nulls with --meter none. */
+static void report_energy(const struct bench_opts *o, const struct model_figures *f, json_t *out) {
+    double crops = (double)o->crops * o->reps, pt = (double)o->prompt_tokens * o->reps;
+    double gt = (double)o->gen_tokens * o->reps;
+    double vit = f->has_energy && crops > 0 ? f->vit_j / crops : 0;
+    double pre = f->has_energy ? f->prefill_j / pt : 0;
+    double dec = f->has_energy && gt > 0 ? f->decode_j / gt : 0;
+    if (f->has_energy) {
+        int est = f->energy_source == METER_SOURCE_ESTIMATED;
+        const char *tag = est ? "ESTIMATED" : "measured";
+        const char *t = est ? "~" : "";
+        char what[64], buf[64];
+        snprintf(buf, sizeof buf, "%s%.4g J/crop", t, vit);
+        if (crops > 0) row("vit energy", f->threads, f->energy_backend, buf, tag);
+        snprintf(what, sizeof what, "prefill energy pp%d", o->prompt_tokens);
+        snprintf(buf, sizeof buf, "%s%.4g J/token", t, pre);
+        row(what, f->threads, f->energy_backend, buf, tag);
+        snprintf(what, sizeof what, "decode energy tg%d", o->gen_tokens);
+        snprintf(buf, sizeof buf, "%s%.4g J/token", t, dec);
+        row(what, f->threads, f->energy_backend, buf, tag);
+        printf("\nenergy: %s; all counted energy, idle included, over %d rep(s)\n",
+               f->energy_label, o->reps);
+    }
+    json_t *nul = json_null();
+    json_object_set_new(out, "vit_j_per_crop", f->has_energy && crops > 0 ? json_real(vit) : nul);
+    json_object_set_new(out, "prefill_j_per_token", f->has_energy ? json_real(pre) : nul);
+    json_object_set_new(out, "decode_j_per_token", f->has_energy && gt > 0 ? json_real(dec) : nul);
+    json_object_set_new(out, "prefill_energy_j", f->has_energy ? json_real(f->prefill_j) : nul);
+    json_object_set_new(out, "decode_energy_j", f->has_energy ? json_real(f->decode_j) : nul);
+    json_object_set_new(out, "prefill_metered_s", f->has_energy ? json_real(f->prefill_s) : nul);
+    json_object_set_new(out, "decode_metered_s", f->has_energy ? json_real(f->decode_s) : nul);
+    json_object_set_new(out, "energy_source",
+                        json_string(f->has_energy ? meter_source_name(f->energy_source) : "none"));
+    json_object_set_new(out, "energy_backend",
+                        f->has_energy ? json_string(f->energy_backend) : nul);
+    json_object_set_new(out, "energy_label", f->has_energy ? json_string(f->energy_label) : nul);
 }
 
 static void report_model(const struct bench_opts *o, const struct model_figures *f,
@@ -387,11 +504,12 @@ static void report_model(const struct bench_opts *o, const struct model_figures 
     snprintf(buf, sizeof buf, "%.1f ms/crop", f->vit_ms_per_crop);
     snprintf(frac, sizeof frac, "%.2f of f32 peak", vit_frac);
     row(what, n, "cblas_sgemm", buf, frac);
-    snprintf(what, sizeof what, "prefill pp%d", o->prompt_tokens);
+    const char *xs = o->activations && !strcmp(o->activations, "bf16") ? ", bf16 x" : "";
+    snprintf(what, sizeof what, "prefill pp%d%s", o->prompt_tokens, xs);
     snprintf(buf, sizeof buf, "%.1f +- %.1f t/s", f->prefill_tps, f->prefill_spread);
     snprintf(frac, sizeof frac, "%.2f of %s", pre_frac, peak_name);
     row(what, n, "cblas_sgemm", buf, frac);
-    snprintf(what, sizeof what, "decode tg%d", o->gen_tokens);
+    snprintf(what, sizeof what, "decode tg%d%s", o->gen_tokens, xs);
     snprintf(buf, sizeof buf, "%.2f +- %.2f t/s", f->decode_tps, f->decode_spread);
     snprintf(frac, sizeof frac, "%.2f of read bandwidth", dec_frac);
     row(what, n, f->kernel, buf, frac);
@@ -400,6 +518,7 @@ static void report_model(const struct bench_opts *o, const struct model_figures 
     row("peak resident memory", n, "-", buf, frac);
     json_object_set_new(out, "model", json_string(o->model));
     json_object_set_new(out, "kernel", json_string(f->kernel));
+    json_object_set_new(out, "activations", json_string(o->activations ? o->activations : "f32"));
     json_object_set_new(out, "threads", json_integer(n));
     json_object_set_new(out, "crops", json_integer(o->crops));
     json_object_set_new(out, "prompt_tokens", json_integer(o->prompt_tokens));
@@ -419,6 +538,7 @@ static void report_model(const struct bench_opts *o, const struct model_figures 
     json_object_set_new(out, "peak_rss_bytes", json_integer((json_int_t)f->peak_rss));
     json_object_set_new(out, "weight_bytes", json_real(f->weight_bytes));
     json_object_set_new(out, "kv_cache_bytes", json_real(f->kv_bytes));
+    report_energy(o, f, out);
 }
 
 static int default_threads(void) {
@@ -436,6 +556,8 @@ static int run(int argc, char **argv) {
         {"model", required_argument, NULL, 'M'}, {"crops", required_argument, NULL, 'c'},
         {"prompt-tokens", required_argument, NULL, 'p'},
         {"gen-tokens", required_argument, NULL, 'g'},
+        {"meter", required_argument, NULL, 'E'}, {"tdp-w", required_argument, NULL, 'W'},
+        {"activations", required_argument, NULL, 'A'},
         {0, 0, 0, 0},
     };
     struct bench_opts o = {.threads = default_threads(), .reps = 5, .bw_mib = 512,
@@ -468,6 +590,18 @@ static int run(int argc, char **argv) {
                 return harness_usage_error("bench", "--kernel: unknown kernel '%s'", optarg);
             break;
         case 'j': o.json_path = optarg; break;
+        case 'E': o.meter = optarg; break;
+        case 'A':
+            if (strcmp(optarg, "f32") != 0 && strcmp(optarg, "bf16") != 0)
+                return harness_usage_error("bench", "--activations is f32 or bf16, not '%s'",
+                                           optarg);
+            o.activations = optarg;
+            break;
+        case 'W':
+            o.tdp_w = strtod(optarg, &end);
+            if (*end || !(o.tdp_w > 0 && o.tdp_w < 1e5))
+                return harness_usage_error("bench", "--tdp-w wants watts > 0, not '%s'", optarg);
+            break;
         case 'M': o.model = optarg; break;
         case 'c':
         case 'p':

@@ -23,6 +23,8 @@ static void usage(void) {
            "  --max-tokens N     token budget for the answer (default 12)\n"
            "  --threads N        threads of prefill (OpenBLAS) and decode (default: OpenBLAS's)\n"
            "  --kernels ISA      decode kernels: best (default), scalar, avx2, avx512\n"
+           "  --activations T    f32 (default) or bf16: every product with BF16 weights\n"
+           "                     rounds its input to bf16 first (as vdpbf16ps does)\n"
            "  --no-stop          ignore the end-of-text token: always generate N tokens\n"
            "  --dump DIR         write every stage tensor to DIR as .npy, with the golden\n"
            "                     names (input_ids, images, ..., decode_logits)\n"
@@ -46,6 +48,7 @@ static int run(int argc, char **argv) {
         {"max-tokens", required_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'},
         {"kernels", required_argument, NULL, 'k'},
+        {"activations", required_argument, NULL, 'a'},
         {"no-stop", no_argument, NULL, 's'},
         {"dump", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
@@ -68,6 +71,12 @@ static int run(int argc, char **argv) {
             if (parse_int("--threads", optarg, 1, &lo.n_threads)) return 2;
             break;
         case 'k': lo.kernels = optarg; break;
+        case 'a':
+            if (strcmp(optarg, "f32") != 0 && strcmp(optarg, "bf16") != 0)
+                return harness_usage_error("generate", "--activations is f32 or bf16, not '%s'",
+                                           optarg);
+            lo.activations = optarg;
+            break;
         case 's': go.no_stop = true; break;
         case 'd': go.dump_dir = optarg; break;
         case 'h': usage(); return 0;
@@ -97,6 +106,7 @@ static int run(int argc, char **argv) {
     printf("tokens: %zu prompt (%zu image, %d crops), %zu generated%s\n", r.n_prompt_tokens,
            r.n_image_tokens, r.n_crops, r.n_ids, r.stopped_on_eos ? " (stopped at EOS)" : "");
     printf("decode kernel: %s, %d threads\n", molmo_model_kernel_name(m), molmo_model_n_threads(m));
+    if (lo.activations) printf("activations: %s\n", lo.activations);
     molmo_result_free(&r);
     molmo_model_free(m);
     return 0;

@@ -13,10 +13,12 @@
 
 static void usage(void) {
     printf("usage: joulebench init-model --out DIR [--seed N] [--size tiny|small]\n"
-           "       joulebench init-model --out DIR --shape 7b-o|7b-d|72b [--layers N]\n"
-           "                             [--vit-layers N] [--dtype f32|bf16] [--seed N]\n"
+           "       joulebench init-model --out DIR --shape molmoe-1b|7b-o|7b-d|72b\n"
+           "                             [--layers N] [--vit-layers N] [--experts N]\n"
+           "                             [--dtype f32|bf16] [--seed N]\n"
            "\n"
-           "Writes a Molmo checkpoint in the released layout (Molmo-7B-D / Qwen2 names) with\n"
+           "Writes a Molmo checkpoint in the released layout (Molmo-7B-D / Qwen2 names; for\n"
+           "molmoe-1b the MolmoE names and OLMo-style config.json) with\n"
            "deterministic random weights: config.json, preprocessor_config.json,\n"
            "generation_config.json, tokenizer.json (byte-level, no merges),\n"
            "model.safetensors.index.json and two safetensors shards. The same seed and size\n"
@@ -27,10 +29,14 @@ static void usage(void) {
            "  --seed N       PRNG seed (default 0)\n"
            "  --size SIZE    tiny (LLM 64 x 2 layers, ViT 64 x 10; 2.3 MB, the default) or\n"
            "                 small (LLM 128 x 4 layers, ViT 128 x 12)\n"
-           "  --shape SHAPE  a released shape (molmo.md section 1): 7b-o, 7b-d or 72b, with\n"
-           "                 ViT-L/14-336 (23 layers); to measure speed without downloading\n"
+           "  --shape SHAPE  a released shape (molmo.md section 1): molmoe-1b, 7b-o, 7b-d or\n"
+           "                 72b, with ViT-L/14-336 (23 layers); to measure speed without\n"
+           "                 downloading. molmoe-1b is written as safetensors (the released\n"
+           "                 MolmoE-1B is a pytorch_model.bin; the engine reads both)\n"
            "  --layers N     LLM blocks instead of the shape's own\n"
            "  --vit-layers N ViT blocks instead of the shape's own\n"
+           "  --experts N    molmoe-1b: N experts of the released width instead of 64\n"
+           "                 (top-k stays 8, or N if smaller)\n"
            "  --dtype DTYPE  f32 (default) or bf16 weights, written shard by shard as\n"
            "                 they are generated (nothing is held in memory)\n"
            "  -h, --help     this text\n");
@@ -45,6 +51,7 @@ static int run(int argc, char **argv) {
         {"layers", required_argument, NULL, 'l'},
         {"vit-layers", required_argument, NULL, 'v'},
         {"dtype", required_argument, NULL, 'd'},
+        {"experts", required_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
@@ -72,17 +79,20 @@ static int run(int argc, char **argv) {
             break;
         case 'S':
             if (molmo_init_size_parse(optarg, &o.size) < 0 || o.size < MOLMO_INIT_7B_O)
-                return harness_usage_error("init-model", "--shape is 7b-o, 7b-d or 72b, not '%s'",
+                return harness_usage_error("init-model",
+                                           "--shape is molmoe-1b, 7b-o, 7b-d or 72b, not '%s'",
                                            optarg);
             break;
         case 'l':
-        case 'v': {
+        case 'v':
+        case 'x': {
             char *end;
             long v = strtol(optarg, &end, 10);
             if (!*optarg || *end || v < 1 || v > 1000)
-                return harness_usage_error("init-model", "--%s wants an integer in 1..1000, not '%s'",
-                                           c == 'l' ? "layers" : "vit-layers", optarg);
-            *(c == 'l' ? &o.layers : &o.vit_layers) = (int)v;
+                return harness_usage_error(
+                    "init-model", "--%s wants an integer in 1..1000, not '%s'",
+                    c == 'l' ? "layers" : c == 'v' ? "vit-layers" : "experts", optarg);
+            *(c == 'l' ? &o.layers : c == 'v' ? &o.vit_layers : &o.experts) = (int)v;
             break;
         }
         case 'd':
@@ -101,6 +111,8 @@ static int run(int argc, char **argv) {
     if (optind < argc)
         return harness_usage_error("init-model", "unexpected argument '%s'", argv[optind]);
     if (!out) return harness_usage_error("init-model", "--out DIR is required");
+    if (o.experts && o.size != MOLMO_INIT_MOLMOE_1B)
+        return harness_usage_error("init-model", "--experts needs --shape molmoe-1b");
     struct jb_err err = {0};
     if (molmo_init_model_write(out, &o, &err) < 0) return harness_fail("%s", err.msg);
     printf("%s\n", out);

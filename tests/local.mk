@@ -121,3 +121,21 @@ tests_test_engine_moe_CFLAGS = $(TEST_CFLAGS) $(ZLIB_CFLAGS)
 tests_test_engine_moe_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
 	$(CRITERION_LIBS) $(LIBS)
 tests_test_engine_moe_DEPENDENCIES = joulebench$(EXEEXT)
+
+# joulebench bench --model's joules per token: the estimate's labels, and the synthetic
+# powercap tree (tests/fake-powercap.sh) at a known power.
+check_PROGRAMS += tests/test-bench-energy
+tests_test_bench_energy_SOURCES = tests/test-bench-energy.c $(TEST_COMMON)
+tests_test_bench_energy_CFLAGS = $(TEST_CFLAGS)
+tests_test_bench_energy_LDADD = $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
+tests_test_bench_energy_DEPENDENCIES = joulebench$(EXEEXT)
+
+# The BF16-activation path: rounding, products, and issue 8's parity criterion on the golden
+# checkpoints converted to BF16.
+check_PROGRAMS += tests/test-engine-bf16act
+tests_test_engine_bf16act_SOURCES = tests/test-engine-bf16act.c $(TEST_COMMON)
+tests_test_engine_bf16act_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_bf16act_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
+	$(CRITERION_LIBS) $(LIBS)
+# It also runs `joulebench generate` and `bench`.
+EXTRA_tests_test_engine_bf16act_DEPENDENCIES = joulebench$(EXEEXT)

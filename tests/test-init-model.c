@@ -70,7 +70,8 @@ Test(init_model, same_seed_gives_the_same_bytes_and_another_seed_other_weights) 
 
 /* Parses one shard: the header (8-byte little-endian length, JSON, data 8-aligned) and checks
  * that the tensors tile the data area; returns the header. */
-static json_t *shard_header(const char *path, struct jb_mmap *map) {
+static json_t *shard_header_dt(const char *path, struct jb_mmap *map, const char *dtype,
+                               size_t esize) {
     struct jb_err err = {0};
     cr_assert_eq(jb_mmap_open(map, path, &err), 0, "%s", err.msg);
     uint64_t n = 0;
@@ -84,7 +85,7 @@ static json_t *shard_header(const char *path, struct jb_mmap *map) {
     json_t *v;
     json_object_foreach(h, k, v) {
         if (!strcmp(k, "__metadata__")) continue;
-        cr_assert_str_eq(json_string_value(json_object_get(v, "dtype")), "F32");
+        cr_assert_str_eq(json_string_value(json_object_get(v, "dtype")), dtype);
         json_t *off = json_object_get(v, "data_offsets");
         size_t numel = 1, i;
         json_t *d;
@@ -93,11 +94,15 @@ static json_t *shard_header(const char *path, struct jb_mmap *map) {
         size_t s = (size_t)json_integer_value(json_array_get(off, 0));
         size_t e = (size_t)json_integer_value(json_array_get(off, 1));
         cr_assert_eq(s, covered, "%s starts where the previous tensor ends", k);
-        cr_assert_eq(e - s, numel * 4, "%s: end - begin == numel * 4", k);
+        cr_assert_eq(e - s, numel * esize, "%s: end - begin == numel * %zu", k, esize);
         covered = e;
     }
     cr_assert_eq(8 + n + covered, map->len, "the tensors fill the file");
     return h;
+}
+
+static json_t *shard_header(const char *path, struct jb_mmap *map) {
+    return shard_header_dt(path, map, "F32", 4);
 }
 
 static void shape_is(json_t *h, const char *name, long long d0, long long d1) {
@@ -285,4 +290,99 @@ Test(init_model, the_cli_rejects_an_unknown_shape_and_bad_layer_counts) {
     jb_test_run(&p, "'%s' init-model --shape 7b-d --layers 0 --out /nonexistent/x", jb_test_bin());
     cr_expect_eq(p.status, 2, "%s", p.err);
     jb_test_proc_free(&p);
+    /* --experts only means something for the mixture-of-experts shape */
+    jb_test_run(&p, "'%s' init-model --shape 7b-d --experts 2 --out /nonexistent/x", jb_test_bin());
+    cr_expect_eq(p.status, 2, "%s", p.err);
+    cr_expect(strstr(p.err, "--experts needs --shape molmoe-1b") != NULL, "%s", p.err);
+    jb_test_proc_free(&p);
+}
+
+/* MolmoE-1B at its released shapes. Expected values are the released allenai/MolmoE-1B-0924
+ * config.json (d_model 2048, n_heads 16, n_kv_heads null, mlp_ratio 1 so each expert is
+ * 2048 / 2 = 1024 wide, vocab_size 50280, embedding_size 50304, additional_vocab_size 128,
+ * layer_norm_eps 1e-5, rope_theta 10000, attention_layer_norm true, ViT-L 1024 wide, MLP
+ * 4096) and its modelling file's tensor names, as transcribed in molmo.md §1 and §2.2. One LLM
+ * block with 2 experts and one ViT block keep the file at 0.5 GB instead of 14 GB; every
+ * tensor keeps its released shape. */
+static char *big_dir; /* removed by .fini even when an assertion stops the test: 0.5 GB */
+static void remove_big_dir(void) {
+    if (big_dir) jb_test_rmtree(big_dir);
+    free(big_dir);
+    big_dir = NULL;
+}
+
+Test(init_model, molmoe_1b_has_the_released_shapes_and_loads, .fini = remove_big_dir) {
+    char *dir = big_dir = jb_test_tmpdir();
+    struct jb_err err = {0};
+    struct molmo_init_opts o = {.seed = 3, .size = MOLMO_INIT_MOLMOE_1B, .layers = 1,
+                                .vit_layers = 1, .experts = 2, .bf16 = 1};
+    cr_assert_eq(molmo_init_model_write(dir, &o, &err), 0, "%s", err.msg);
+    char *p1 = file_in(dir, files[2]), *p2 = file_in(dir, files[3]);
+    struct jb_mmap m1 = {0}, m2 = {0};
+    json_t *h1 = shard_header_dt(p1, &m1, "BF16", 2), *h2 = shard_header_dt(p2, &m2, "BF16", 2);
+    const char *b = "model.transformer.blocks.0.";
+    char n[160];
+#define SHAPE(h, suffix, d0, d1) (snprintf(n, sizeof n, "%s%s", b, suffix), shape_is(h, n, d0, d1))
+    SHAPE(h1, "attn.att_proj.weight", 3 * 2048, 2048); /* 16 heads x 128, no KV grouping */
+    SHAPE(h1, "attn.attn_norm.weight", 2048, 0);
+    SHAPE(h1, "attn.q_norm.weight", 2048, 0);
+    SHAPE(h1, "attn.k_norm.weight", 2048, 0);
+    SHAPE(h1, "attn.attn_out.weight", 2048, 2048);
+    SHAPE(h1, "mlp.ff_norm.weight", 2048, 0);
+    SHAPE(h1, "mlp.gate.weight", 2, 2048);
+    SHAPE(h1, "mlp.experts.1.gate_proj.weight", 1024, 2048);
+    SHAPE(h1, "mlp.experts.1.up_proj.weight", 1024, 2048);
+    SHAPE(h1, "mlp.experts.0.down_proj.weight", 2048, 1024);
+#undef SHAPE
+    shape_is(h1, "model.transformer.wte.embedding", 50304, 2048);
+    shape_is(h1, "model.transformer.wte.new_embedding", 128, 2048);
+    shape_is(h1, "model.transformer.ln_f.weight", 2048, 0);
+    shape_is(h1, "lm_head.weight", 50304, 2048);
+    cr_assert_null(json_object_get(h1, "model.transformer.ff_out.weight"));
+    cr_assert_null(json_object_get(h1, "model.transformer.blocks.0.att_proj.weight"));
+    cr_assert_null(json_object_get(h1, "model.transformer.blocks.0.mlp.experts.2.up_proj.weight"));
+    const char *v = "model.vision_backbone.";
+#define VSHAPE(suffix, d0, d1) (snprintf(n, sizeof n, "%s%s", v, suffix), shape_is(h2, n, d0, d1))
+    VSHAPE("image_vit.patch_embedding.weight", 1024, 588); /* 14 x 14 x 3 */
+    VSHAPE("image_vit.positional_embedding", 577, 1024);
+    VSHAPE("image_vit.transformer.resblocks.0.feed_forward.w1.weight", 4096, 1024);
+    VSHAPE("image_vit.transformer.resblocks.0.attention.wq.weight", 1024, 1024);
+    VSHAPE("image_pooling_2d.wq.weight", 1024, 2048);
+    VSHAPE("image_projector.w1.weight", 1024, 1024); /* inner width d / 2 (§2.2) */
+    VSHAPE("image_projector.w3.weight", 1024, 1024);
+    VSHAPE("image_projector.w2.weight", 2048, 1024);
+    VSHAPE("pad_embed", 2, 2048);
+#undef VSHAPE
+    json_decref(h1);
+    json_decref(h2);
+    jb_mmap_close(&m1);
+    jb_mmap_close(&m2);
+    /* The engine reads the OLMo-style config and binds every tensor. */
+    struct molmo_model *m = NULL;
+    struct molmo_load_opts lo = {.max_seq = 64};
+    cr_assert_eq(molmo_model_load_weights(&m, dir, &lo, &err), 0, "%s", err.msg);
+    const struct molmo_config *c = &m->cfg;
+    cr_expect(c->moe);
+    cr_expect_eq(c->d_model, 2048);
+    cr_expect_eq(c->n_heads, 16);
+    cr_expect_eq(c->n_kv_heads, 16);
+    cr_expect_eq(c->head_dim, 128);
+    cr_expect_eq(c->ffn_rows, 2048);
+    cr_expect_eq(c->n_experts, 2);
+    cr_expect_eq(c->top_k, 2); /* the released 8, capped at the 2 experts written */
+    cr_expect_eq(c->n_layers, 1);
+    cr_expect_eq(c->vocab_size, 50280);
+    cr_expect_eq(c->embedding_size, 50304);
+    cr_expect_eq(c->n_new_embed, 128);
+    cr_expect(c->qk_norm && !c->qkv_bias && !c->norm_after);
+    cr_expect_float_eq(c->norm_eps, 1e-5f, 1e-12);
+    cr_expect_float_eq(c->rope_theta, 10000.0f, 1e-3);
+    cr_expect_eq(c->vit_dim, 1024);
+    cr_expect_eq(c->vit_heads, 16);
+    cr_expect_eq(c->vit_mlp, 4096);
+    cr_expect_eq(c->vit_layers, 1);
+    cr_expect_eq(m->w.experts[1].up_proj.dt, MOLMO_DTYPE_BF16);
+    molmo_model_free_weights(m);
+    free(p1);
+    free(p2);
 }
