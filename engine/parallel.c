@@ -9,6 +9,7 @@
 #include "common/jb-pool.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -16,23 +17,33 @@ void molmo_blas_threads(const struct molmo_model *m, int single) {
     if (m->n_threads > 1) openblas_set_num_threads(single ? 1 : m->n_threads);
 }
 
+/* Weight rows per tile: the unit of work threads take in turn. Tiles at fixed row offsets make
+ * every tile's sgemm the same call whichever thread runs it (results do not depend on the
+ * thread count or timing), and a thread slowed by another process (2 shared cores) leaves its
+ * remaining tiles to the others instead of holding up the product. 256 columns keep sgemm's
+ * repacking of x per call to a few % of the work. */
+#define TILE_ROWS ((size_t)256)
+
 struct linear_job {
     const struct molmo_model *m;
     float *y, *scratch;
     const float *x, *b;
     const struct molmo_tensor *w;
     size_t tile_rows;
+    atomic_size_t next;   /* first row of the next tile nobody has taken */
     int T, out, in;
     enum molmo_act act;
 };
 
 static void linear_rows(void *ctx, size_t begin, size_t end, int thread) {
-    const struct linear_job *j = ctx;
+    struct linear_job *j = ctx;
+    (void)begin, (void)end;  /* one index per thread: tiles are taken from j->next */
     int in = j->in, out = j->out;
     int direct = j->w->dt == MOLMO_DTYPE_F32 && ((uintptr_t)j->w->data & (sizeof(float) - 1)) == 0;
     float *tile = j->scratch + (size_t)thread * j->tile_rows * in;
-    for (size_t r0 = begin; r0 < end; r0 += j->tile_rows) {
-        size_t n = end - r0 < j->tile_rows ? end - r0 : j->tile_rows;
+    size_t r0;
+    while ((r0 = atomic_fetch_add(&j->next, j->tile_rows)) < (size_t)out) {
+        size_t n = (size_t)out - r0 < j->tile_rows ? (size_t)out - r0 : j->tile_rows;
         const float *wr = (const float *)j->w->data + r0 * in;
         if (!direct) {
             molmo_tensor_rows(tile, j->w, r0, n);
@@ -76,12 +87,7 @@ void molmo_linear_pool(struct molmo_model *m, float *y, const float *x, int T,
     int nt = jb_pool_n_threads(m->pool);
     size_t mark = molmo_arena_mark(a);
     struct linear_job j = {.m = m, .b = b, .w = w, .out = out, .in = in, .act = act};
-    j.tile_rows = (molmo_linear_scratch_floats(in) - X_CHUNK * (size_t)in) / (size_t)in;
-    if (j.tile_rows > (size_t)out) j.tile_rows = (size_t)out;
-    /* each thread's share in one tile when it fits (one sgemm call per thread) */
-    size_t share = ((size_t)out + (size_t)nt - 1) / (size_t)nt;
-    share = (share + 15) & ~(size_t)15;
-    if (share < j.tile_rows) j.tile_rows = share;
+    j.tile_rows = TILE_ROWS;
     j.scratch = molmo_arena_alloc(a, (size_t)nt * j.tile_rows * in * sizeof(float));
     int round_x = a->bf16_x && w->dt == MOLMO_DTYPE_BF16;
     size_t xc = round_x && (size_t)T > X_CHUNK ? X_CHUNK : (size_t)T;
@@ -98,8 +104,9 @@ void molmo_linear_pool(struct molmo_model *m, float *y, const float *x, int T,
             jb_pool_for(m->pool, n * (size_t)in, 64, round_rows, &rj);
             j.x = xr;
         }
+        atomic_store(&j.next, 0);
         molmo_blas_threads(m, 1);
-        jb_pool_for(m->pool, (size_t)out, 16, linear_rows, &j);
+        jb_pool_for(m->pool, (size_t)nt, 1, linear_rows, &j);
         molmo_blas_threads(m, 0);
     }
     molmo_arena_reset(a, mark);

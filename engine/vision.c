@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define ALLOC(a, n) ((float *)molmo_arena_alloc((a), (size_t)(n) * sizeof(float)))
@@ -18,15 +19,17 @@ struct attend_job {
     const struct molmo_kernels *kern;
     float *out, *scores;
     const float *q, *k, *v;
-    int ld, P, hd;
+    atomic_int next;  /* the next head nobody has taken (see engine/parallel.c's tiles) */
+    int ld, P, H, hd;
 };
 
-static void attend_heads(void *ctx, size_t h0, size_t h1, int thread) {
-    const struct attend_job *j = ctx;
-    int P = j->P, hd = j->hd, ld = j->ld;
+static void attend_heads(void *ctx, size_t begin, size_t end, int thread) {
+    struct attend_job *j = ctx;
+    (void)begin, (void)end;  /* one index per thread: heads are taken from j->next */
+    int P = j->P, hd = j->hd, ld = j->ld, h;
     float *scores = j->scores + (size_t)thread * P * P;
     float scale = 1.0f / sqrtf((float)hd);
-    for (size_t h = h0; h < h1; h++) {
+    while ((h = atomic_fetch_add(&j->next, 1)) < j->H) {
         /* scores (P, P) = q_h · k_hᵀ · scale */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, hd, scale, j->q + h * hd, ld,
                     j->k + h * hd, ld, 0.0f, scores, P);
@@ -69,7 +72,7 @@ int molmo_vit_forward(struct molmo_model *m, const float *patches, float *featur
     molmo_layernorm_pool(m, x, x, w->pre_ln_w, w->pre_ln_b, P, D, c->vit_eps);
     int last = c->vit_layer_a > c->vit_layer_b ? c->vit_layer_a : c->vit_layer_b;
     struct attend_job aj = {.kern = &m->kern, .out = o, .scores = scores, .q = q, .k = k, .v = v,
-                            .ld = D, .P = P, .hd = c->vit_head_dim};
+                            .ld = D, .P = P, .H = c->vit_heads, .hd = c->vit_head_dim};
     /* §5.4; blocks after the last one the connector reads are never used (§5.5) */
     for (int n = 0; n <= last; n++) {
         const struct molmo_vit_block *b = &w->vit[n];
@@ -77,8 +80,9 @@ int molmo_vit_forward(struct molmo_model *m, const float *patches, float *featur
         molmo_linear_pool(m, q, y, P, &b->wq, b->bq, MOLMO_ACT_NONE);
         molmo_linear_pool(m, k, y, P, &b->wk, b->bk, MOLMO_ACT_NONE);
         molmo_linear_pool(m, v, y, P, &b->wv, b->bv, MOLMO_ACT_NONE);
+        atomic_store(&aj.next, 0);
         molmo_blas_threads(m, 1);
-        jb_pool_for(m->pool, (size_t)c->vit_heads, 1, attend_heads, &aj);
+        jb_pool_for(m->pool, (size_t)jb_pool_n_threads(m->pool), 1, attend_heads, &aj);
         molmo_blas_threads(m, 0);
         molmo_linear_pool(m, y, o, P, &b->wo, b->bo, MOLMO_ACT_NONE);
         molmo_add_pool(m, x, y, (size_t)P * D);
