@@ -92,6 +92,10 @@ enum molmo_isa molmo_kernels_init(struct molmo_kernels *k, struct molmo_cpu cpu,
         if (!k->quantize_q8_x) k->quantize_q8_x = tables[i]->quantize_q8_x;
         if (!k->matvec_q8_0_x16) k->matvec_q8_0_x16 = tables[i]->matvec_q8_0_x16;
         if (!k->quantize_q16_x) k->quantize_q16_x = tables[i]->quantize_q16_x;
+        if (!k->exp_f32) k->exp_f32 = tables[i]->exp_f32;
+        if (!k->softmax) k->softmax = tables[i]->softmax;
+        if (!k->quick_gelu) k->quick_gelu = tables[i]->quick_gelu;
+        if (!k->silu_mul) k->silu_mul = tables[i]->silu_mul;
     }
     return isa;
 }

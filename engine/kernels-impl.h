@@ -146,7 +146,22 @@ struct molmo_kernels {
     molmo_matvec_q8_0_x16_fn matvec_q8_0_x16;
     /* molmo_q16_x_quantize, vectorized: bit-identical results. */
     void (*quantize_q16_x)(struct molmo_q16_x *xq, const float *x);
+    /* Element-wise float32 functions of the forward pass. The scalar ones call libm's expf; the
+     * vector ones a polynomial exp within MOLMO_EXP_MAX_ULP of expf over the whole float range
+     * (overflow to +inf above ~88.72, subnormal results down to ~-103.97 then +0, NaN -> NaN).
+     * exp_f32: y[i] = e^x[i] (y may equal x). */
+    void (*exp_f32)(float *y, const float *x, size_t n);
+    /* In place: x[i] = e^(x[i] - max) / sum, the sum in double (as molmo_softmax). */
+    void (*softmax)(float *x, int n);
+    /* In place quick-GELU (CLIP): x[i] = x[i] * (1 / (1 + e^(-1.702 x[i]))). */
+    void (*quick_gelu)(float *x, size_t n);
+    /* h[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i] (h may equal g or u). */
+    void (*silu_mul)(float *h, const float *g, const float *u, size_t n);
 };
+
+/* The vector exp's error bound against expf, in units in the last place of the float32 result
+ * (for subnormal results: of the smallest subnormal), checked by tests/test-engine-kernels.c. */
+#define MOLMO_EXP_MAX_ULP 2
 
 /* Fills k with the kernels of want, or of cpu.best if want is MOLMO_ISA_BEST or above what the
  * CPU supports (never a kernel the CPU cannot run). Returns the isa chosen. */

@@ -133,7 +133,7 @@ void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
         for (int o = 0; o < out; o++) y[o] += b[o];
     return;
 blas:
-    molmo_linear(&m->arena, y, x, T, w, b);
+    molmo_linear_pool(m, y, x, T, w, b, MOLMO_ACT_NONE);
 }
 
 /* y (T,D) = (x - mean) / sqrt(var + eps) * g + b, biased variance as torch.nn.LayerNorm. */

@@ -6,21 +6,29 @@
 
 #include "engine/model-impl.h"
 
+#include "common/jb-pool.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #define ALLOC(a, n) ((float *)molmo_arena_alloc((a), (size_t)(n) * sizeof(float)))
 
-/* §7.3.4 half rotation on one head of hd features at position pos (float32 angles). */
-static void rope(float *x, int hd, int pos, const float *inv_freq) {
-    int h2 = hd / 2;
+/* §7.3.4 half rotation: the angles of position pos (float32), then their rotation applied to
+ * one head of 2 * h2 features. Every head of a position shares the angles. */
+static void rope_angles(float *cs, float *sn, int h2, int pos, const float *inv_freq) {
     for (int i = 0; i < h2; i++) {
         float ang = (float)pos * inv_freq[i];
-        float cs = cosf(ang), sn = sinf(ang);
+        cs[i] = cosf(ang);
+        sn[i] = sinf(ang);
+    }
+}
+
+static void rope_apply(float *x, int h2, const float *cs, const float *sn) {
+    for (int i = 0; i < h2; i++) {
         float x1 = x[i], x2 = x[i + h2];
-        x[i] = x1 * cs - x2 * sn;
-        x[i + h2] = x2 * cs + x1 * sn;
+        x[i] = x1 * cs[i] - x2 * sn[i];
+        x[i + h2] = x2 * cs[i] + x1 * sn[i];
     }
 }
 
@@ -51,6 +59,8 @@ static int embed(const struct molmo_model *m, float *x, const int32_t *ids, int 
 struct llm_scratch {
     float *xn, *qkv, *att, *tmp, *ffa, *ffh, *scores;
     int fc, qc;  /* feed-forward rows per chunk, query rows per attention chunk */
+    int pool_att;  /* decode attention on the pool: scores holds [hpg, S] per thread */
+    float *rope_cs, *rope_sn;  /* [hd / 2]: one position's RoPE angles */
     /* mixture of experts (§7.5), mc rows per chunk */
     float *prob;           /* [mc, X]: router probabilities */
     float *wt;             /* [mc, X]: the weight of each chosen expert, -1 for the others */
@@ -58,6 +68,30 @@ struct llm_scratch {
     float *gin, *gate, *up, *down;   /* [mc, d], [mc, f], [mc, f], [mc, d] */
     int mc;
 };
+
+/* One decode step's attention for KV groups [g0, g1): the hpg query heads of group g (rows
+ * g * hpg.. of q, hd apart) against the nk cached positions; each thread has its own scores
+ * [hpg, nk]. */
+struct decode_att_job {
+    const struct molmo_kernels *kern;
+    const float *q, *kc, *vc;
+    float *att, *scores;
+    int nk, hpg, hd, kvd;
+    float scale;
+};
+
+static void decode_att_groups(void *ctx, size_t g0, size_t g1, int thread) {
+    const struct decode_att_job *j = ctx;
+    int nk = j->nk, hpg = j->hpg, hd = j->hd;
+    float *sc = j->scores + (size_t)thread * hpg * nk;
+    for (size_t g = g0; g < g1; g++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hpg, nk, hd, j->scale,
+                    j->q + g * hpg * hd, hd, j->kc + g * hd, j->kvd, 0.0f, sc, nk);
+        for (int i = 0; i < hpg; i++) j->kern->softmax(sc + (size_t)i * nk, nk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hpg, hd, nk, 1.0f, sc, nk,
+                    j->vc + g * hd, j->kvd, 0.0f, j->att + g * hpg * hd, hd);
+    }
+}
 
 /* §7.3 on u [T, d] at positions pos0..: appends post-RoPE k and v to layer l's cache and
  * writes the sub-layer output (before any norm-after) to out [T, d]. */
@@ -75,29 +109,43 @@ static void attention(struct molmo_model *m, int l, const float *u, float *out, 
             molmo_rmsnorm(qt, qt, b->q_norm, 1, d, c->norm_eps);
             molmo_rmsnorm(kt, kt, b->k_norm, 1, kvd, c->norm_eps);
         }
-        for (int h = 0; h < H; h++) rope(qt + h * hd, hd, pos0 + t, m->rope_inv_freq);
-        for (int h = 0; h < K; h++) rope(kt + h * hd, hd, pos0 + t, m->rope_inv_freq);
+        rope_angles(s->rope_cs, s->rope_sn, hd / 2, pos0 + t, m->rope_inv_freq);
+        for (int h = 0; h < H; h++) rope_apply(qt + h * hd, hd / 2, s->rope_cs, s->rope_sn);
+        for (int h = 0; h < K; h++) rope_apply(kt + h * hd, hd / 2, s->rope_cs, s->rope_sn);
         memcpy(kv_at(m, l, 0, pos0 + t), kt, (size_t)kvd * sizeof(float));
         memcpy(kv_at(m, l, 1, pos0 + t), vt, (size_t)kvd * sizeof(float));
     }
     const float *kc = kv_at(m, l, 0, 0), *vc = kv_at(m, l, 1, 0);
     float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < H; h++) {
-        int g = h / (H / K);  /* GQA: query head h reads KV head h // (H/K) */
-        for (int t0 = 0; t0 < T; t0 += s->qc) {
-            int nq = T - t0 < s->qc ? T - t0 : s->qc;
-            int nk = pos0 + t0 + nq;  /* causal: later queries see more keys */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale,
-                        qkv + (size_t)t0 * qkvw + h * hd, qkvw, kc + g * hd, kvd, 0.0f,
-                        s->scores, nk);
-            for (int i = 0; i < nq; i++) {
-                float *row = s->scores + (size_t)i * nk;
-                int vis = pos0 + t0 + i + 1;
-                molmo_softmax(row, vis);
-                for (int j = vis; j < nk; j++) row[j] = 0.0f;
+    int hpg = H / K;
+    if (T == 1 && s->pool_att) {
+        /* decode: the hpg query heads of each KV group at once (one read of that group's
+         * cache), groups split over the pool */
+        struct decode_att_job j = {.kern = &m->kern, .q = qkv, .kc = kc, .vc = vc, .att = s->att,
+                                   .scores = s->scores, .nk = pos0 + 1, .hpg = hpg, .hd = hd,
+                                   .kvd = kvd, .scale = scale};
+        molmo_blas_threads(m, 1);
+        jb_pool_for(m->pool, (size_t)K, 1, decode_att_groups, &j);
+        molmo_blas_threads(m, 0);
+    } else {
+        for (int h = 0; h < H; h++) {
+            int g = h / hpg;  /* GQA: query head h reads KV head h // (H/K) */
+            for (int t0 = 0; t0 < T; t0 += s->qc) {
+                int nq = T - t0 < s->qc ? T - t0 : s->qc;
+                int nk = pos0 + t0 + nq;  /* causal: later queries see more keys */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale,
+                            qkv + (size_t)t0 * qkvw + h * hd, qkvw, kc + g * hd, kvd, 0.0f,
+                            s->scores, nk);
+                for (int i = 0; i < nq; i++) {
+                    float *row = s->scores + (size_t)i * nk;
+                    int vis = pos0 + t0 + i + 1;
+                    m->kern.softmax(row, vis);
+                    for (int j = vis; j < nk; j++) row[j] = 0.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f,
+                            s->scores, nk, vc + g * hd, kvd, 0.0f, s->att + (size_t)t0 * d + h * hd,
+                            d);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, s->scores,
-                        nk, vc + g * hd, kvd, 0.0f, s->att + (size_t)t0 * d + h * hd, d);
         }
     }
     molmo_model_linear(m, out, s->att, T, &b->attn_out, NULL);
@@ -114,7 +162,7 @@ static void ffn_dense(struct molmo_model *m, const struct molmo_llm_block *b, co
         for (int t = 0; t < n; t++) {
             const float *up = s->ffa + (size_t)t * FF, *gate = up + FFh;
             float *h = s->ffh + (size_t)t * FFh;
-            for (int i = 0; i < FFh; i++) h[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+            m->kern.silu_mul(h, gate, up, (size_t)FFh);
         }
         molmo_model_linear(m, out + (size_t)t0 * d, s->ffh, n, &b->ff_out, NULL);
     }
@@ -162,10 +210,7 @@ static void ffn_moe(struct molmo_model *m, const struct molmo_llm_block *b, cons
             const struct molmo_expert *x = &b->experts[e];
             molmo_model_linear(m, s->gate, s->gin, r, &x->gate_proj, NULL);
             molmo_model_linear(m, s->up, s->gin, r, &x->up_proj, NULL);
-            for (size_t i = 0; i < (size_t)r * f; i++) {
-                float g = s->gate[i];
-                s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];  /* silu(gate) ⊙ up */
-            }
+            m->kern.silu_mul(s->gate, s->gate, s->up, (size_t)r * f);  /* silu(gate) ⊙ up */
             molmo_model_linear(m, s->down, s->gate, r, &x->down_proj, NULL);
             for (int i = 0; i < r; i++) {
                 int t = s->rows[i];
@@ -195,7 +240,13 @@ static void blocks_forward(struct molmo_model *m, float *x, int T, int pos0) {
     s.tmp = ALLOC(a, (size_t)T * d);
     s.ffa = ALLOC(a, (size_t)s.fc * FF);
     s.ffh = ALLOC(a, (size_t)s.fc * (FF / 2));
-    s.scores = ALLOC(a, (size_t)s.qc * (pos0 + T));
+    /* decode: a [heads per KV group, S] block of scores per pool thread when that fits in the
+     * [MOLMO_ATT_CHUNK, S] the arena is sized for */
+    size_t att_rows = (size_t)jb_pool_n_threads(m->pool) * (c->n_heads / c->n_kv_heads);
+    s.pool_att = T == 1 && att_rows <= MOLMO_ATT_CHUNK;
+    s.scores = ALLOC(a, (s.pool_att ? att_rows : (size_t)s.qc) * (pos0 + T));
+    s.rope_cs = ALLOC(a, (size_t)c->head_dim / 2);
+    s.rope_sn = ALLOC(a, (size_t)c->head_dim / 2);
     if (c->moe) {
         int f = FF / 2;
         s.mc = T < MOLMO_MOE_CHUNK ? T : MOLMO_MOE_CHUNK;
@@ -209,7 +260,9 @@ static void blocks_forward(struct molmo_model *m, float *x, int T, int pos0) {
         if (!s.prob || !s.wt || !s.rows || !s.gin || !s.gate || !s.up || !s.down) __builtin_trap();
     }
     /* the arena is sized at load for max_seq tokens and T + pos0 <= max_seq was checked */
-    if (!s.xn || !s.qkv || !s.att || !s.tmp || !s.ffa || !s.ffh || !s.scores) __builtin_trap();
+    if (!s.xn || !s.qkv || !s.att || !s.tmp || !s.ffa || !s.ffh || !s.scores || !s.rope_cs ||
+        !s.rope_sn)
+        __builtin_trap();
     for (int l = 0; l < c->n_layers; l++) {
         const struct molmo_llm_block *b = &m->w.blocks[l];
         /* pre-norm: x += f(RMS(x)); norm-after: x += RMS(f(x)) */

@@ -18,6 +18,7 @@ engine_libengine_a_SOURCES = \
 	engine/model-impl.h \
 	engine/model.c \
 	engine/molmo.h \
+	engine/parallel.c \
 	engine/preprocess.c \
 	engine/probe.c \
 	engine/safetensors.c \

@@ -222,9 +222,10 @@ static inline void molmo_arena_reset(struct molmo_arena *a, size_t mark) { a->us
  * are converted tile by tile into scratch from the arena (exact conversion). ldy = out. */
 void molmo_linear(struct molmo_arena *a, float *y, const float *x, int T,
                   const struct molmo_tensor *w, const float *b);
-/* molmo_linear, except that a single row (T == 1, a decode step) with F32, BF16 or Q8_0
- * weights runs on the model's matvec kernels over its pool, reading the weights in place (Q8_0:
- * x quantized to int16 blocks by default, kept float32 or quantized to int8 per opts->q8_x). */
+/* molmo_linear on the model's pool: a single row (T == 1, a decode step) with F32, BF16 or
+ * Q8_0 weights runs on the matvec kernels, reading the weights in place (Q8_0: x quantized to
+ * int16 blocks by default, kept float32 or quantized to int8 per opts->q8_x); anything else on
+ * molmo_linear_pool. */
 void molmo_model_linear(struct molmo_model *m, float *y, const float *x, int T,
                         const struct molmo_tensor *w, const float *b);
 /* The float32 value of rows [r0, r0+n) of a 2-D tensor into dst [n, cols]. */
@@ -240,5 +241,26 @@ size_t molmo_linear_scratch_floats(int in_dim);
 /* dst[i] = src[i] rounded to the nearest bf16 (ties to even; NaN stays NaN), as float32. dst
  * may equal src. */
 void molmo_round_bf16(float *dst, const float *src, size_t n);
+
+/* ---- on the model's pool (engine/parallel.c) ---------------------------------------------- */
+
+/* An activation fused into molmo_linear_pool. */
+enum molmo_act { MOLMO_ACT_NONE, MOLMO_ACT_QUICK_GELU };
+
+/* OpenBLAS on one thread (single != 0, for sgemm inside pool jobs) or on m->n_threads. */
+void molmo_blas_threads(const struct molmo_model *m, int single);
+/* molmo_linear, then act, with the rows of W (the columns of y) split over m->pool: each thread
+ * widens its tiles of W into its own scratch (arena: molmo_linear_scratch_floats(in) floats per
+ * thread) and multiplies them on a single-threaded sgemm; bias and act on its own columns.
+ * With arena.bf16_x and BF16 weights, x is rounded to bf16 first, as in molmo_linear. Values
+ * as molmo_linear's plus act, up to how sgemm blocks the sums. */
+void molmo_linear_pool(struct molmo_model *m, float *y, const float *x, int T,
+                       const struct molmo_tensor *w, const float *b, enum molmo_act act);
+/* molmo_layernorm with the T rows split over the pool (same results). y must not alias x in
+ * another thread's rows (y == x is fine). */
+void molmo_layernorm_pool(struct molmo_model *m, float *y, const float *x, const float *g,
+                          const float *b, int T, int D, float eps);
+/* y[i] += x[i] for i < n, split over the pool. */
+void molmo_add_pool(struct molmo_model *m, float *y, const float *x, size_t n);
 
 #endif /* MOLMO_MODEL_IMPL_H */

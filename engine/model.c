@@ -242,18 +242,22 @@ static size_t fmax3(size_t a, size_t b, size_t c) {
 
 /* Bytes of scratch each stage needs at most (engine/vision.c and engine/llm.c allocate in the
  * same order; every allocation is rounded up to 64 bytes, hence the slack per buffer). */
-static size_t scratch_bytes(const struct molmo_config *c, int max_seq) {
+static size_t scratch_bytes(const struct molmo_config *c, int max_seq, int n_threads) {
     size_t D = (size_t)c->vit_dim, F = (size_t)c->vit_mlp, P = (size_t)c->vit_num_pos;
     size_t Np = P - 1, d = (size_t)c->d_model, FF = (size_t)c->ffn_rows, FFh = FF / 2;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, S = (size_t)max_seq;
     size_t pdim = (size_t)c->patch * c->patch * 3;
     size_t tile = molmo_linear_scratch_floats((int)fmax3(fmax3(pdim, D, F), 2 * D,
                                                          fmax3(d, FFh, FF)));
-    size_t vit = 6 * P * D + P * F + P * P + tile;
+    /* per thread: attention scores and a weight tile (engine/parallel.c) */
+    size_t vit = 6 * P * D + P * F + (size_t)n_threads * (P * P + tile);
     size_t np = (size_t)molmo_config_n_pooled(c);
-    size_t conn = 2 * Np * 2 * D + np * 2 * D + 2 * Np * D + 3 * np * D + 2 * np * FFh + tile;
+    size_t conn = 2 * Np * 2 * D + np * 2 * D + 2 * Np * D + 3 * np * D + 2 * np * FFh +
+                  (size_t)n_threads * tile;
     size_t chunk = MOLMO_FFN_CHUNK;
-    size_t llm = S * (5 * d + 2 * kvd) + chunk * (FF + FFh) + MOLMO_ATT_CHUNK * S + d + tile;
+    size_t llm = S * (5 * d + 2 * kvd) + chunk * (FF + FFh) + MOLMO_ATT_CHUNK * S + d +
+                 (size_t)n_threads * tile +
+                 2 * ((size_t)c->head_dim / 2 + 16); /* RoPE angles */
     if (c->moe) { /* engine/llm.c ffn_moe: probabilities, weights, rows, gather, gate, up, down */
         size_t mc = S < MOLMO_MOE_CHUNK ? S : MOLMO_MOE_CHUNK, X = (size_t)c->n_experts;
         llm += mc * (2 * X + 1 + 2 * d + 2 * FFh) + 7 * 16;
@@ -331,7 +335,8 @@ int molmo_model_load_weights(struct molmo_model **out, const char *dir,
         }
         m->arena.bf16_x = true;
     }
-    /* the decode pool; OpenBLAS (prefill) runs on its own threads, never inside a pool task */
+    /* the pool of the decode matvecs and of engine/parallel.c's jobs; OpenBLAS runs on its own
+     * threads outside pool jobs, single-threaded inside them (molmo_blas_threads) */
     if ((rc = jb_pool_open(&m->pool, m->n_threads, 1, err))) goto out;
     int hd = c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * hd;
@@ -341,7 +346,8 @@ int molmo_model_load_weights(struct molmo_model **out, const char *dir,
                         + np * 2 * (size_t)c->vit_dim                        /* one crop's ViT */
                         + (size_t)c->embedding_size                          /* logits */
                         + (size_t)hd / 2;
-    m->arena.cap = (persistent + 5 * 16) * sizeof(float) + scratch_bytes(c, m->max_seq);
+    m->arena.cap = (persistent + 5 * 16) * sizeof(float) +
+                   scratch_bytes(c, m->max_seq, m->n_threads);
     /* malloc: pages are only committed when a stage touches them, so an arena sized for the
      * longest sequence costs nothing resident for a short one */
     m->arena.base = malloc(m->arena.cap);

@@ -6,6 +6,7 @@
 
 #include "engine/kernels-impl.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -458,6 +459,125 @@ AVX2 uint64_t molmo_probe_read_avx2(const void *p, size_t n) {
     return out[0] ^ out[1] ^ out[2] ^ out[3];
 }
 
+/* e^x on 8 lanes. x = n ln2 + r with n = round(x log2 e), |r| <= ln2/2 (Cody-Waite: ln2 split
+ * into a 9-bit head, so n * head is exact, and a tail); e^r = 1 + r + r^2 P(r) with Cephes'
+ * degree-5 minimax P; then * 2^n as 2^k1 * 2^k2 (k1 = n >> 1, k2 = n - k1), both normal
+ * powers of two, so results down in the subnormals take a single rounding and results above
+ * FLT_MAX overflow to +inf by themselves. x is clamped to [-110, 89] first (e^-110 rounds to
+ * +0, e^89 to +inf), which also keeps n in int range; NaN lanes return the (quieted) NaN. */
+AVX2 static inline __m256 exp8(__m256 x) {
+    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-110.0f)), _mm256_set1_ps(89.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i k1 = _mm256_srai_epi32(ni, 1), k2 = _mm256_sub_epi32(ni, k1);
+    __m256i bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    return _mm256_blendv_ps(y, _mm256_add_ps(x, x), nan);
+}
+
+/* The n % 8 tail of an element-wise loop goes through an 8-lane buffer padded with pad. */
+#define TAIL_LOAD(buf, src, m, pad)                                                           \
+    do {                                                                                      \
+        for (int t_ = 0; t_ < 8; t_++) (buf)[t_] = t_ < (int)(m) ? (src)[t_] : (pad);         \
+    } while (0)
+
+AVX2 static void exp_f32(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        float b[8];
+        TAIL_LOAD(b, x + i, n - i, 0.0f);
+        _mm256_storeu_ps(b, exp8(_mm256_loadu_ps(b)));
+        memcpy(y + i, b, (n - i) * sizeof(float));
+    }
+}
+
+/* Adds the 8 lanes of v to the two double accumulators. */
+AVX2 static inline void acc_pd(__m256d *lo, __m256d *hi, __m256 v) {
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+AVX2 static void softmax(float *x, int n) {
+    int n8 = n & ~7;
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (int i = 0; i < n8; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    float lanes[8], mx = -INFINITY;
+    _mm256_storeu_ps(lanes, vm);
+    for (int i = 0; i < 8; i++) mx = lanes[i] > mx ? lanes[i] : mx;
+    for (int i = n8; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    __m256 m = _mm256_set1_ps(mx);
+    __m256d lo = _mm256_setzero_pd(), hi = lo;
+    for (int i = 0; i < n8; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        _mm256_storeu_ps(x + i, e);
+        acc_pd(&lo, &hi, e);
+    }
+    if (n8 < n) { /* padding -inf: e^-inf = 0 adds nothing */
+        float b[8];
+        TAIL_LOAD(b, x + n8, n - n8, -INFINITY);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(b), m));
+        _mm256_storeu_ps(b, e);
+        memcpy(x + n8, b, (size_t)(n - n8) * sizeof(float));
+        acc_pd(&lo, &hi, e);
+    }
+    double d[4];
+    _mm256_storeu_pd(d, _mm256_add_pd(lo, hi));
+    __m256 inv = _mm256_set1_ps((float)(1.0 / ((d[0] + d[1]) + (d[2] + d[3]))));
+    int i = 0;
+    for (; i < n8; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= _mm256_cvtss_f32(inv);
+}
+
+AVX2 static inline __m256 quick_gelu8(__m256 z) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    __m256 e = exp8(_mm256_mul_ps(_mm256_set1_ps(-1.702f), z));
+    return _mm256_mul_ps(z, _mm256_div_ps(one, _mm256_add_ps(one, e)));
+}
+
+AVX2 static void quick_gelu(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, quick_gelu8(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        float b[8];
+        TAIL_LOAD(b, x + i, n - i, 0.0f);
+        _mm256_storeu_ps(b, quick_gelu8(_mm256_loadu_ps(b)));
+        memcpy(x + i, b, (n - i) * sizeof(float));
+    }
+}
+
+AVX2 static inline __m256 silu_mul8(__m256 g, __m256 u) {
+    __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+AVX2 static void silu_mul(float *h, const float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(h + i, silu_mul8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
+    if (i < n) {
+        float bg[8], bu[8];
+        TAIL_LOAD(bg, g + i, n - i, 0.0f);
+        TAIL_LOAD(bu, u + i, n - i, 0.0f);
+        _mm256_storeu_ps(bg, silu_mul8(_mm256_loadu_ps(bg), _mm256_loadu_ps(bu)));
+        memcpy(h + i, bg, (n - i) * sizeof(float));
+    }
+}
+
 const struct molmo_kernels molmo_kernels_avx2 = {
     .isa = MOLMO_ISA_AVX2,
     .name = "avx2+fma",
@@ -468,6 +588,10 @@ const struct molmo_kernels molmo_kernels_avx2 = {
     .quantize_q8_x = quantize_q8_x,
     .matvec_q8_0_x16 = matvec_q8_0_x16,
     .quantize_q16_x = quantize_q16_x,
+    .exp_f32 = exp_f32,
+    .softmax = softmax,
+    .quick_gelu = quick_gelu,
+    .silu_mul = silu_mul,
 };
 
 #else /* not x86-64: no vector kernels; molmo_cpu_detect reports scalar */

@@ -193,6 +193,31 @@ static void matvec_q8_0_x16(float *restrict y, const struct molmo_q8_0_block *re
     }
 }
 
+static void exp_f32(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = expf(x[i]);
+}
+
+/* The same arithmetic as molmo_softmax (engine/kernels.c). */
+static void softmax(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double s = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        s += x[i];
+    }
+    float inv = (float)(1.0 / s);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+static void quick_gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] * (1.0f / (1.0f + expf(-1.702f * x[i])));
+}
+
+static void silu_mul(float *h, const float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 const struct molmo_kernels molmo_kernels_scalar = {
     .isa = MOLMO_ISA_SCALAR,
     .name = "scalar",
@@ -203,4 +228,8 @@ const struct molmo_kernels molmo_kernels_scalar = {
     .quantize_q8_x = molmo_q8_x_quantize,
     .matvec_q8_0_x16 = matvec_q8_0_x16,
     .quantize_q16_x = molmo_q16_x_quantize,
+    .exp_f32 = exp_f32,
+    .softmax = softmax,
+    .quick_gelu = quick_gelu,
+    .silu_mul = silu_mul,
 };

@@ -3,24 +3,39 @@
 
 #include "engine/model-impl.h"
 
+#include "common/jb-pool.h"
+
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define ALLOC(a, n) ((float *)molmo_arena_alloc((a), (size_t)(n) * sizeof(float)))
 
-/* Multi-head attention for one group of rows: q (nq, ldq), k, v (nk, ldk) with H heads of hd
- * features each, contiguous per head; out (nq, ldo). Non-causal, softmax in float32. */
-static void attend(float *out, int ldo, const float *q, int ldq, const float *k, const float *v,
-                   int ldk, int nq, int nk, int H, int hd, float *scores) {
+/* Multi-head attention over P rows: q, k, v (P, ld) with H heads of hd features each,
+ * contiguous per head; out (P, ld). Non-causal, softmax in float32. Heads are split over the
+ * pool, each thread with its own scores (P, P) and a single-threaded sgemm. */
+struct attend_job {
+    const struct molmo_kernels *kern;
+    float *out, *scores;
+    const float *q, *k, *v;
+    atomic_int next;  /* the next head nobody has taken (see engine/parallel.c's tiles) */
+    int ld, P, H, hd;
+};
+
+static void attend_heads(void *ctx, size_t begin, size_t end, int thread) {
+    struct attend_job *j = ctx;
+    (void)begin, (void)end;  /* one index per thread: heads are taken from j->next */
+    int P = j->P, hd = j->hd, ld = j->ld, h;
+    float *scores = j->scores + (size_t)thread * P * P;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < H; h++) {
-        /* scores (nq, nk) = q_h · k_hᵀ · scale */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, q + h * hd, ldq,
-                    k + h * hd, ldk, 0.0f, scores, nk);
-        for (int i = 0; i < nq; i++) molmo_softmax(scores + (size_t)i * nk, nk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, scores, nk,
-                    v + h * hd, ldk, 0.0f, out + h * hd, ldo);
+    while ((h = atomic_fetch_add(&j->next, 1)) < j->H) {
+        /* scores (P, P) = q_h · k_hᵀ · scale */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, hd, scale, j->q + h * hd, ld,
+                    j->k + h * hd, ld, 0.0f, scores, P);
+        for (int i = 0; i < P; i++) j->kern->softmax(scores + (size_t)i * P, P);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, hd, P, 1.0f, scores, P,
+                    j->v + h * hd, ld, 0.0f, j->out + h * hd, ld);
     }
 }
 
@@ -35,7 +50,8 @@ int molmo_vit_forward(struct molmo_model *m, const float *patches, float *featur
     float *x = ALLOC(a, (size_t)P * D), *y = ALLOC(a, (size_t)P * D);
     float *q = ALLOC(a, (size_t)P * D), *k = ALLOC(a, (size_t)P * D);
     float *v = ALLOC(a, (size_t)P * D), *o = ALLOC(a, (size_t)P * D);
-    float *hid = ALLOC(a, (size_t)P * F), *scores = ALLOC(a, (size_t)P * P);
+    float *hid = ALLOC(a, (size_t)P * F);
+    float *scores = ALLOC(a, (size_t)jb_pool_n_threads(m->pool) * P * P);
     if (!x || !y || !q || !k || !v || !o || !hid || !scores) {
         molmo_arena_reset(a, mark);
         return jb_err_set(err, JB_EINTERNAL, "vision encoder: scratch arena too small");
@@ -51,28 +67,29 @@ int molmo_vit_forward(struct molmo_model *m, const float *patches, float *featur
     }
     /* §5.1-5.3: patch embedding, CLS, positions, pre-LN */
     memcpy(x, w->class_embed, (size_t)D * sizeof(float));
-    molmo_linear(a, x + D, patches, Np, &w->patch_embed, NULL);
-    for (size_t i = 0; i < (size_t)P * D; i++) x[i] += w->pos_embed[i];
-    molmo_layernorm(x, x, w->pre_ln_w, w->pre_ln_b, P, D, c->vit_eps);
+    molmo_linear_pool(m, x + D, patches, Np, &w->patch_embed, NULL, MOLMO_ACT_NONE);
+    molmo_add_pool(m, x, w->pos_embed, (size_t)P * D);
+    molmo_layernorm_pool(m, x, x, w->pre_ln_w, w->pre_ln_b, P, D, c->vit_eps);
     int last = c->vit_layer_a > c->vit_layer_b ? c->vit_layer_a : c->vit_layer_b;
+    struct attend_job aj = {.kern = &m->kern, .out = o, .scores = scores, .q = q, .k = k, .v = v,
+                            .ld = D, .P = P, .H = c->vit_heads, .hd = c->vit_head_dim};
     /* §5.4; blocks after the last one the connector reads are never used (§5.5) */
     for (int n = 0; n <= last; n++) {
         const struct molmo_vit_block *b = &w->vit[n];
-        molmo_layernorm(y, x, b->ln1_w, b->ln1_b, P, D, c->vit_eps);
-        molmo_linear(a, q, y, P, &b->wq, b->bq);
-        molmo_linear(a, k, y, P, &b->wk, b->bk);
-        molmo_linear(a, v, y, P, &b->wv, b->bv);
-        attend(o, D, q, D, k, v, D, P, P, c->vit_heads, c->vit_head_dim, scores);
-        molmo_linear(a, y, o, P, &b->wo, b->bo);
-        for (size_t i = 0; i < (size_t)P * D; i++) x[i] += y[i];
-        molmo_layernorm(y, x, b->ln2_w, b->ln2_b, P, D, c->vit_eps);
-        molmo_linear(a, hid, y, P, &b->w1, b->b1);
-        for (size_t i = 0; i < (size_t)P * F; i++) {
-            float z = hid[i];
-            hid[i] = z * (1.0f / (1.0f + expf(-1.702f * z)));  /* quick-GELU */
-        }
-        molmo_linear(a, y, hid, P, &b->w2, b->b2);
-        for (size_t i = 0; i < (size_t)P * D; i++) x[i] += y[i];
+        molmo_layernorm_pool(m, y, x, b->ln1_w, b->ln1_b, P, D, c->vit_eps);
+        molmo_linear_pool(m, q, y, P, &b->wq, b->bq, MOLMO_ACT_NONE);
+        molmo_linear_pool(m, k, y, P, &b->wk, b->bk, MOLMO_ACT_NONE);
+        molmo_linear_pool(m, v, y, P, &b->wv, b->bv, MOLMO_ACT_NONE);
+        atomic_store(&aj.next, 0);
+        molmo_blas_threads(m, 1);
+        jb_pool_for(m->pool, (size_t)jb_pool_n_threads(m->pool), 1, attend_heads, &aj);
+        molmo_blas_threads(m, 0);
+        molmo_linear_pool(m, y, o, P, &b->wo, b->bo, MOLMO_ACT_NONE);
+        molmo_add_pool(m, x, y, (size_t)P * D);
+        molmo_layernorm_pool(m, y, x, b->ln2_w, b->ln2_b, P, D, c->vit_eps);
+        molmo_linear_pool(m, hid, y, P, &b->w1, b->b1, MOLMO_ACT_QUICK_GELU);
+        molmo_linear_pool(m, y, hid, P, &b->w2, b->b2, MOLMO_ACT_NONE);
+        molmo_add_pool(m, x, y, (size_t)P * D);
         /* §5.5: features = [h[vit_layers[0]], h[vit_layers[1]]], CLS row apart */
         for (int half = 0; half < 2; half++) {
             if (n != (half ? c->vit_layer_b : c->vit_layer_a)) continue;
@@ -154,10 +171,7 @@ int molmo_connector_forward(struct molmo_model *m, const float *features, const 
     /* §6.4 projector: w2 · (silu(w1 u) ⊙ w3 u) */
     molmo_linear(a, h1, pool, np, &w->proj_w1, NULL);
     molmo_linear(a, h3, pool, np, &w->proj_w3, NULL);
-    for (size_t i = 0; i < (size_t)np * Ih; i++) {
-        float g = h1[i];
-        h1[i] = g / (1.0f + expf(-g)) * h3[i];
-    }
+    m->kern.silu_mul(h1, h1, h3, (size_t)np * Ih);
     molmo_linear(a, image_features, h1, np, &w->proj_w2, NULL);
     molmo_arena_reset(a, mark);
     return 0;

@@ -425,13 +425,18 @@ static int bench_model(const struct bench_opts *o, struct model_figures *f, stru
     f->peak_rss = peak_rss_bytes();
     double macs;
     llm_costs(m, &f->decode_bytes_per_token, &macs);
-    /* attention: q.k and p.v over on average T/2 causal positions, d wide, per token */
-    f->prefill_flop_per_token = 2.0 * macs + 2.0 * 2.0 * (o->prompt_tokens / 2.0) * c->d_model * c->n_layers;
+    /* attention: q.k and p.v over on average T/2 causal positions, d wide, per token; the
+     * output head runs on the last prompt position only (the decode MACs count it per token) */
+    double head = (double)m->w.lm_head.numel;
+    f->prefill_flop_per_token = 2.0 * (macs - head) + 2.0 * head / o->prompt_tokens +
+                                2.0 * 2.0 * (o->prompt_tokens / 2.0) * c->d_model * c->n_layers;
     /* ViT per crop (P = patches + CLS): patch embedding, 4 D x D projections and the 2 D x F
-     * MLP per block, q.k and p.v over P positions */
+     * MLP per block, q.k and p.v over P positions; only the blocks up to the last one the
+     * connector reads run (molmo.md §5.5: 22 of Molmo's 23) */
     double P = np + 1, D = c->vit_dim, F = c->vit_mlp;
+    int vit_run = (c->vit_layer_a > c->vit_layer_b ? c->vit_layer_a : c->vit_layer_b) + 1;
     f->vit_flop_per_crop =
-        2.0 * np * pdim * D + c->vit_layers * (2.0 * P * (4 * D * D + 2 * D * F) + 4.0 * P * P * D);
+        2.0 * np * pdim * D + vit_run * (2.0 * P * (4 * D * D + 2 * D * F) + 4.0 * P * P * D);
     f->weight_bytes = (double)molmo_model_file_bytes(m);
     f->kv_bytes = 2.0 * c->n_layers * (o->prompt_tokens + o->gen_tokens) * c->n_kv_heads *
                   c->head_dim * sizeof(float);

@@ -27,7 +27,8 @@ int jb_parity_check_logits(const float *got, const float *golden, size_t rows, s
     p->rows = rows;
     for (size_t i = 0; i < rows * cols; i++)
         if (fabs((double)golden[i]) > p->max_golden) p->max_golden = fabs((double)golden[i]);
-    p->tol = rel_tol * p->max_golden;
+    p->tol = rel_tol < 0 ? INFINITY : rel_tol * p->max_golden;
+    p->min_gap = INFINITY;
     int rc = 0;
     for (size_t r = 0; r < rows; r++) {
         const float *g = golden + r * cols, *x = got + r * cols;
@@ -50,6 +51,7 @@ int jb_parity_check_logits(const float *got, const float *golden, size_t rows, s
         size_t want = top2(g, cols, &gap), have = top2(x, cols, &gap_x);
         if (gap > 2 * err) {
             p->tokens_checked++;
+            if (gap < p->min_gap) p->min_gap = gap;
             if (!rc && have != want) {
                 snprintf(p->msg, sizeof p->msg, "row %zu: token %zu, golden %zu (golden top-2 gap "
                          "%g > 2 x the row's error %g)", r, have, want, gap, err);

@@ -27,11 +27,13 @@ struct jb_parity {
     double max_golden;   /* max |golden| */
     double tol;          /* rel_tol x max_golden */
     size_t rows, tokens_checked; /* rows, and rows whose gap made their argmax binding */
+    double min_gap;      /* smallest golden top-2 gap among those rows; INFINITY if none */
     char msg[512];       /* the first violation; empty when the criterion holds */
 };
 
 /* Checks got against golden, both [rows, cols] float32. Returns 0 when the criterion holds,
- * -1 (p->msg says where) when it does not. */
+ * -1 (p->msg says where) when it does not. rel_tol < 0: the error is measured but not bounded
+ * (only the token rule binds). */
 int jb_parity_check_logits(const float *got, const float *golden, size_t rows, size_t cols,
                            double rel_tol, struct jb_parity *p);
 

@@ -142,7 +142,7 @@ tests_test_bench_energy_DEPENDENCIES = joulebench$(EXEEXT)
 # The BF16-activation path: rounding, products, and issue 8's parity criterion on the golden
 # checkpoints converted to BF16.
 check_PROGRAMS += tests/test-engine-bf16act
-tests_test_engine_bf16act_SOURCES = tests/test-engine-bf16act.c $(TEST_COMMON)
+tests_test_engine_bf16act_SOURCES = tests/test-engine-bf16act.c $(TEST_COMMON) $(TEST_PARITY)
 tests_test_engine_bf16act_CFLAGS = $(TEST_CFLAGS)
 tests_test_engine_bf16act_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
 	$(CRITERION_LIBS) $(LIBS)

@@ -484,6 +484,120 @@ Test(q8_0, vector_int16_activation_quantizer_is_bit_identical_to_the_scalar_one)
     if (!tested) cr_skip_test("no vector kernels run on this CPU");
 }
 
+/* |y - e^x| in units in the last place of e^x (computed in double: libm's exp is within one
+ * double ulp, ~2^-29 of a float ulp). The ulp of a subnormal is 2^-149; +inf counts as 2^128,
+ * so an overflow is only accepted where e^x is within the bound of 2^128. */
+static double exp_ulp_error(float x, float y) {
+    double ex = exp((double)x);
+    if (isnan(x)) return isnan(y) ? 0.0 : INFINITY;
+    double yd = isinf(y) ? 0x1p128 : (double)y;
+    if (ex >= 0x1p128) return yd == 0x1p128 ? 0.0 : INFINITY; /* past the float range */
+    int e;
+    frexp(ex, &e);                                 /* ex = m 2^e, m in [0.5, 1) */
+    double ulp = ldexp(1.0, (e - 24 < -149 ? -149 : e - 24));
+    return fabs(yd - ex) / ulp;
+}
+
+Test(kernels, vector_exp_is_within_the_stated_ulp_of_e_to_the_x_over_the_float_range) {
+    const struct molmo_kernels *tables[] = {&molmo_kernels_avx2, &molmo_kernels_avx512};
+    /* hand-picked: zeros, infinities, NaN, the largest finite result (e^88.7228 ~ 3.4e38) and
+     * the first overflow, the normal/subnormal boundary (e^-87.3365 ~ 2^-126), the smallest
+     * subnormal (e^-103.279 ~ 2^-149) and the first input that rounds to +0 (e^-103.973 is
+     * below half of 2^-149), subnormal inputs, huge magnitudes */
+    static const float edge[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.72283f, 88.72284f,
+                                 88.8f, 89.0f, 100.0f, -87.33654f, -87.3366f, -103.27893f,
+                                 -103.97208f, -103.98f, -104.0f, -110.0f, -200.0f, 1e-45f,
+                                 -1e-45f, 1e-38f, 0.5f, -0.5f, 0.34657359f, 1.0f, -1.0f,
+                                 3.4e38f, -3.4e38f};
+    enum { NE = sizeof edge / sizeof edge[0] };
+    /* every 1009th float bit pattern with |x| < 112 (both signs), plus the edges: ~2.3 M */
+    size_t cap = 2 * (0x42e00000u / 1009 + 1) + NE, n = 0;
+    float *x = malloc(cap * sizeof(float)), *y = malloc(cap * sizeof(float));
+    cr_assert(x && y);
+    for (size_t i = 0; i < NE; i++) x[n++] = edge[i];
+    for (uint32_t b = 0; b < 0x42e00000u; b += 1009) {
+        x[n++] = bits_f32(b);
+        x[n++] = bits_f32(b | 0x80000000u);
+    }
+    int tested = 0;
+    for (size_t t = 0; t < 2; t++) {
+        if (!cpu_runs(tables[t]->isa) || !tables[t]->exp_f32) continue;
+        tested++;
+        for (size_t len = 0; len < 20; len++) { /* lengths around the vector width: tails */
+            memset(y, 0, 20 * sizeof(float));
+            tables[t]->exp_f32(y, edge, len < NE ? len : NE);
+            for (size_t i = 0; i < (len < NE ? len : NE); i++)
+                cr_assert_leq(exp_ulp_error(edge[i], y[i]), MOLMO_EXP_MAX_ULP,
+                              "%s: len %zu, e^%a gave %a", tables[t]->name, len, edge[i], y[i]);
+        }
+        tables[t]->exp_f32(y, x, n);
+        double worst = 0.0;
+        size_t at = 0;
+        for (size_t i = 0; i < n; i++) {
+            double u = exp_ulp_error(x[i], y[i]);
+            if (!(u <= worst)) worst = u, at = i;
+        }
+        cr_expect_leq(worst, MOLMO_EXP_MAX_ULP, "%s: e^%a = %a (exact %a): %.3f ulp",
+                      tables[t]->name, x[at], y[at], exp((double)x[at]), worst);
+        cr_expect(isinf(y[2]) && y[2] > 0 && y[3] == 0.0f && isnan(y[4]) && y[0] == 1.0f,
+                  "%s: e^inf, e^-inf, e^nan, e^0", tables[t]->name);
+    }
+    /* the scalar table is libm: within a half ulp plus double rounding */
+    molmo_kernels_scalar.exp_f32(y, x, n);
+    for (size_t i = 0; i < n; i++) cr_assert_leq(exp_ulp_error(x[i], y[i]), 1.0, "expf(%a)", x[i]);
+    if (!tested) cr_log_warn("no vector kernel runs on this CPU: only the scalar exp tested");
+    free(x);
+    free(y);
+}
+
+/* softmax, quick-GELU and silu(g)*u: vector against scalar. Each vector result differs from
+ * the scalar one by the two exps' errors (<= MOLMO_EXP_MAX_ULP + 1/2 each way), passed through
+ * 1 / (1 + e) (factor e / (1 + e) <= 1) or the normalization, plus <= 3 roundings on each side
+ * (division, products): 2 * (2.5 + 3) < 12 ulp of the result; tiny absolute slack for results
+ * that underflow. */
+Test(kernels, vector_softmax_gelu_and_silu_match_the_scalar_reference) {
+    const struct molmo_kernels *tables[] = {&molmo_kernels_avx2, &molmo_kernels_avx512};
+    const struct molmo_kernels *s = &molmo_kernels_scalar;
+    enum { N = 1031 };
+    float a[N], b[N], g[N], u[N], ha[N], hb[N];
+    double tol = 12 * 0x1p-24;
+    for (size_t t = 0; t < 2; t++) {
+        const struct molmo_kernels *k = tables[t];
+        if (!cpu_runs(k->isa) || !k->softmax) continue;
+        for (int n = 1; n <= N; n += (n < 40 ? 1 : 331)) {
+            for (int i = 0; i < n; i++) {
+                a[i] = b[i] = urand() * 30.0f;
+                g[i] = urand() * 40.0f, u[i] = urand() * 3.0f;
+            }
+            if (n > 3) a[n / 2] = b[n / 2] = -INFINITY; /* a masked score */
+            s->softmax(a, n);
+            k->softmax(b, n);
+            for (int i = 0; i < n; i++)
+                cr_assert(fabs((double)a[i] - b[i]) <= tol * fabs(a[i]) + 0x1p-140,
+                          "%s softmax n=%d [%d]: %a vs %a", k->name, n, i, a[i], b[i]);
+            memcpy(ha, g, sizeof(float) * (size_t)n);
+            memcpy(hb, g, sizeof(float) * (size_t)n);
+            s->quick_gelu(ha, (size_t)n);
+            k->quick_gelu(hb, (size_t)n);
+            for (int i = 0; i < n; i++)
+                cr_assert(fabs((double)ha[i] - hb[i]) <= tol * fabs(ha[i]) + 0x1p-140,
+                          "%s quick_gelu(%a): %a vs %a", k->name, g[i], ha[i], hb[i]);
+            s->silu_mul(ha, g, u, (size_t)n);
+            k->silu_mul(hb, g, u, (size_t)n);
+            for (int i = 0; i < n; i++)
+                cr_assert(fabs((double)ha[i] - hb[i]) <= tol * fabs(ha[i]) + 0x1p-140,
+                          "%s silu(%a)*%a: %a vs %a", k->name, g[i], u[i], ha[i], hb[i]);
+        }
+    }
+    /* hand values: softmax of (0, ln 3) = (1/4, 3/4); quick_gelu(0) = 0; silu(0) * u = 0 */
+    float p[2] = {0.0f, logf(3.0f)}, z = 0.0f, h;
+    s->softmax(p, 2);
+    cr_expect(fabsf(p[0] - 0.25f) < 1e-6f && fabsf(p[1] - 0.75f) < 1e-6f);
+    s->quick_gelu(&z, 1);
+    s->silu_mul(&h, &z, &p[1], 1);
+    cr_expect(z == 0.0f && h == 0.0f);
+}
+
 Test(kernels, dispatch_picks_a_kernel_the_cpu_runs) {
     struct molmo_cpu cpu = molmo_cpu_detect();
     cr_assert(cpu_runs(cpu.best), "best = %s", molmo_isa_name(cpu.best));

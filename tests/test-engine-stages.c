@@ -224,6 +224,31 @@ Test(engine_stages, an_id_outside_the_embedding_tables_is_an_error) {
     molmo_model_free_weights(m);
 }
 
+/* The ViT's products and attention run on the pool in fixed tiles and heads, each a
+ * single-threaded sgemm whichever thread takes it (engine/parallel.c): 1, 2 and 3 threads
+ * give the same bits. */
+Test(engine_stages, vit_features_do_not_depend_on_the_thread_count) {
+    struct jb_npy img = {0};
+    jb_test_golden_or_skip();
+    npy(&img, cases[0], "images.npy");
+    size_t fw = 576 * 128;
+    float *f[3], cls[3][128];
+    for (int t = 0; t < 3; t++) {
+        struct molmo_model *m = load_with(cases[0], NULL, t + 1);
+        f[t] = malloc(fw * sizeof(float));
+        cr_assert(f[t]);
+        struct jb_err err = {0};
+        cr_assert_eq(molmo_vit_forward(m, img.data, f[t], cls[t], &err), 0, "%s", err.msg);
+        molmo_model_free_weights(m);
+    }
+    for (int t = 1; t < 3; t++) {
+        cr_expect(memcmp(f[0], f[t], fw * sizeof(float)) == 0, "features: 1 vs %d threads", t + 1);
+        cr_expect(memcmp(cls[0], cls[t], sizeof cls[0]) == 0, "cls: 1 vs %d threads", t + 1);
+    }
+    for (int t = 0; t < 3; t++) free(f[t]);
+    jb_npy_free(&img);
+}
+
 /* §5.6: a crop of nothing but -1 (the reference's batch padding) has all-zero features. */
 Test(engine_stages, a_padding_crop_has_zero_features) {
     struct molmo_model *m = load(cases[0]);
