@@ -250,38 +250,46 @@ AVX2 static void matvec_q8_0(float *restrict y, const struct molmo_q8_0_block *r
 #undef DOT
 }
 
+/* One 32-value block of x quantized as molmo_q8_x_quantize / molmo_q16_x_quantize do: the float32
+ * max |x|, d = m / qmax, q[j] = round-to-nearest-even(x / d) as int32 in four vectors (elements
+ * 8j..8j+7 in q[j]). Returns d; q is left unset when d is 0. */
+AVX2 static inline float quantize_block_i32(const float *xb, float qmax, __m256i q[4]) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4];
+    for (int j = 0; j < 4; j++) v[j] = _mm256_loadu_ps(xb + 8 * j);
+    __m256 m8 = _mm256_max_ps(
+        _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+        _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float d = _mm_cvtss_f32(m4) / qmax;
+    if (d == 0.0f) return d;
+    __m256 dv = _mm256_set1_ps(d);
+    const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    for (int j = 0; j < 4; j++)
+        q[j] = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v[j], dv), rnd));
+    return d;
+}
+
 /* molmo_q8_x_quantize with 8 lanes: the same float32 max, m / 127, x / d and round-to-nearest-
  * even, so the result is bit-identical to the scalar one. */
 AVX2 static void quantize_q8_x(struct molmo_q8_x *xq, const float *x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (int b = 0; b < xq->n_in / MOLMO_Q8_0_BLOCK; b++) {
-        const float *xb = x + (size_t)b * MOLMO_Q8_0_BLOCK;
-        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
-        __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
-        __m256 m8 = _mm256_max_ps(
-            _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        float d = _mm_cvtss_f32(m4) / 127.0f;
+        __m256i v[4];
+        float d = quantize_block_i32(x + (size_t)b * MOLMO_Q8_0_BLOCK, 127.0f, v);
         xq->d[b] = d;
         int8_t *q = xq->q + (size_t)b * MOLMO_Q8_0_BLOCK;
         if (d == 0.0f) {
             memset(q, 0, MOLMO_Q8_0_BLOCK);
             continue;
         }
-        __m256 dv = _mm256_set1_ps(d);
-        const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-        __m256i q0 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v0, dv), rnd));
-        __m256i q1 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v1, dv), rnd));
-        __m256i q2 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v2, dv), rnd));
-        __m256i q3 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v3, dv), rnd));
         /* int32 -> int8 with saturation (the clamp to 127 of the scalar code; -128 cannot occur
          * as |x / d| <= 127 + rounding); the packs interleave 128-bit lanes, the permute
          * restores element order. */
-        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]),
+                                       _mm256_packs_epi32(v[2], v[3]));
         _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(p, order));
     }
 }
@@ -379,34 +387,19 @@ AVX2 static void matvec_q8_0_x16(float *restrict y, const struct molmo_q8_0_bloc
 /* molmo_q16_x_quantize with 8 lanes: the same float32 max, m / 32767, x / d and round-to-
  * nearest-even, so the result is bit-identical to the scalar one. */
 AVX2 static void quantize_q16_x(struct molmo_q16_x *xq, const float *x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int b = 0; b < xq->n_in / MOLMO_Q8_0_BLOCK; b++) {
-        const float *xb = x + (size_t)b * MOLMO_Q8_0_BLOCK;
-        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
-        __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
-        __m256 m8 = _mm256_max_ps(
-            _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        float d = _mm_cvtss_f32(m4) / 32767.0f;
+        __m256i v[4];
+        float d = quantize_block_i32(x + (size_t)b * MOLMO_Q8_0_BLOCK, 32767.0f, v);
         xq->d[b] = d;
         int16_t *q = xq->q + (size_t)b * MOLMO_Q8_0_BLOCK;
         if (d == 0.0f) {
             memset(q, 0, MOLMO_Q8_0_BLOCK * sizeof *q);
             continue;
         }
-        __m256 dv = _mm256_set1_ps(d);
-        const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-        __m256i q0 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v0, dv), rnd));
-        __m256i q1 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v1, dv), rnd));
-        __m256i q2 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v2, dv), rnd));
-        __m256i q3 = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_div_ps(v3, dv), rnd));
         /* int32 -> int16 with saturation (the scalar clamp; -32768 cannot occur); packs
          * interleaves 128-bit lanes, the 64-bit permute (0, 2, 1, 3) restores the order. */
-        __m256i p0 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
-        __m256i p1 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q2, q3), 0xd8);
+        __m256i p0 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v[0], v[1]), 0xd8);
+        __m256i p1 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v[2], v[3]), 0xd8);
         _mm256_storeu_si256((__m256i *)q, p0);
         _mm256_storeu_si256((__m256i *)(q + 16), p1);
     }

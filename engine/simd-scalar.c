@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "engine/kernels-impl.h"
+#include "engine/model-impl.h"
 
 #include "common/jb-err.h"
 #include "engine/molmo.h"
@@ -197,19 +198,6 @@ static void exp_f32(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = expf(x[i]);
 }
 
-/* The same arithmetic as molmo_softmax (engine/kernels.c). */
-static void softmax(float *x, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double s = 0.0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        s += x[i];
-    }
-    float inv = (float)(1.0 / s);
-    for (int i = 0; i < n; i++) x[i] *= inv;
-}
-
 static void quick_gelu(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] * (1.0f / (1.0f + expf(-1.702f * x[i])));
 }
@@ -229,7 +217,7 @@ const struct molmo_kernels molmo_kernels_scalar = {
     .matvec_q8_0_x16 = matvec_q8_0_x16,
     .quantize_q16_x = molmo_q16_x_quantize,
     .exp_f32 = exp_f32,
-    .softmax = softmax,
+    .softmax = molmo_softmax, /* engine/kernels.c */
     .quick_gelu = quick_gelu,
     .silu_mul = silu_mul,
 };
