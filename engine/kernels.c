@@ -30,11 +30,8 @@ void *molmo_arena_alloc(struct molmo_arena *a, size_t bytes) {
     return a->base + at;
 }
 
-/* Input rows rounded to bf16 at a time (arena.bf16_x): the x of one sgemm. */
-#define X_ROWS ((size_t)1024)
-
 size_t molmo_linear_scratch_floats(int in_dim) {
-    return (tile_rows(in_dim) + X_ROWS) * (size_t)in_dim + 16;
+    return (tile_rows(in_dim) + MOLMO_BF16_X_ROWS) * (size_t)in_dim + 16;
 }
 
 void molmo_round_bf16(float *dst, const float *src, size_t n) {
@@ -64,10 +61,10 @@ void molmo_linear(struct molmo_arena *a, float *y, const float *x, int T,
         size_t rows = tile_rows(in);
         if (rows > (size_t)out) rows = (size_t)out;
         float *tile = molmo_arena_alloc(a, rows * (size_t)in * sizeof(float));
-        /* bf16 activations: x in chunks of X_ROWS rows rounded to bf16 (one chunk for most
-         * products; larger prompts convert each weight tile once per chunk) */
+        /* bf16 activations: x in chunks of MOLMO_BF16_X_ROWS rows rounded to bf16 (one chunk for
+         * most products; larger prompts convert each weight tile once per chunk) */
         int round_x = a->bf16_x && w->dt == MOLMO_DTYPE_BF16;
-        size_t xc = round_x ? ((size_t)T < X_ROWS ? (size_t)T : X_ROWS) : (size_t)T;
+        size_t xc = round_x && (size_t)T > MOLMO_BF16_X_ROWS ? MOLMO_BF16_X_ROWS : (size_t)T;
         float *xr = round_x ? molmo_arena_alloc(a, xc * (size_t)in * sizeof(float)) : NULL;
         /* the arena is sized at load for the largest tile: running out is our bug */
         if (!tile || (round_x && !xr)) __builtin_trap();

@@ -245,6 +245,10 @@ void molmo_round_bf16(float *dst, const float *src, size_t n);
 /* ---- on the model's pool (engine/parallel.c) ---------------------------------------------- */
 
 /* An activation fused into molmo_linear_pool. */
+/* Input rows rounded to bf16 at a time under bf16 activations (arena.bf16_x): the x of one
+ * sgemm, in molmo_linear and molmo_linear_pool alike (molmo_linear_scratch_floats counts it). */
+#define MOLMO_BF16_X_ROWS ((size_t)1024)
+
 enum molmo_act { MOLMO_ACT_NONE, MOLMO_ACT_QUICK_GELU };
 
 /* OpenBLAS on one thread (single != 0, for sgemm inside pool jobs) or on m->n_threads. */

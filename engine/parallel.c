@@ -65,10 +65,6 @@ static void linear_rows(void *ctx, size_t begin, size_t end, int thread) {
     }
 }
 
-/* Rows of x rounded to bf16 at a time (arena.bf16_x): kernels.c's X_ROWS, which
- * molmo_linear_scratch_floats counts. */
-#define X_CHUNK ((size_t)1024)
-
 struct round_job {
     float *dst;
     const float *src;
@@ -90,7 +86,7 @@ void molmo_linear_pool(struct molmo_model *m, float *y, const float *x, int T,
     j.tile_rows = TILE_ROWS;
     j.scratch = molmo_arena_alloc(a, (size_t)nt * j.tile_rows * in * sizeof(float));
     int round_x = a->bf16_x && w->dt == MOLMO_DTYPE_BF16;
-    size_t xc = round_x && (size_t)T > X_CHUNK ? X_CHUNK : (size_t)T;
+    size_t xc = round_x && (size_t)T > MOLMO_BF16_X_ROWS ? MOLMO_BF16_X_ROWS : (size_t)T;
     float *xr = round_x ? molmo_arena_alloc(a, xc * (size_t)in * sizeof(float)) : NULL;
     /* the arena is sized at load for a tile per thread: running out is our bug */
     if (!j.scratch || (round_x && !xr)) __builtin_trap();

@@ -143,9 +143,9 @@ int molmo_connector_forward(struct molmo_model *m, const float *features, const 
         }
     }
     /* §6.3 attention pooling: per window, 1 query over its 4 keys */
-    molmo_linear(a, q, mean, np, &w->pool_wq, w->pool_bq);
-    molmo_linear(a, k, xw, Np, &w->pool_wk, w->pool_bk);
-    molmo_linear(a, v, xw, Np, &w->pool_wv, w->pool_bv);
+    molmo_linear_pool(m, q, mean, np, &w->pool_wq, w->pool_bq, MOLMO_ACT_NONE);
+    molmo_linear_pool(m, k, xw, Np, &w->pool_wk, w->pool_bk, MOLMO_ACT_NONE);
+    molmo_linear_pool(m, v, xw, Np, &w->pool_wv, w->pool_bv, MOLMO_ACT_NONE);
     int H = c->vit_heads, hd = D / H;
     float scale = 1.0f / sqrtf((float)hd);
     for (int win = 0; win < np; win++) {
@@ -167,12 +167,12 @@ int molmo_connector_forward(struct molmo_model *m, const float *features, const 
             }
         }
     }
-    molmo_linear(a, pool, att, np, &w->pool_wo, w->pool_bo);
+    molmo_linear_pool(m, pool, att, np, &w->pool_wo, w->pool_bo, MOLMO_ACT_NONE);
     /* §6.4 projector: w2 · (silu(w1 u) ⊙ w3 u) */
-    molmo_linear(a, h1, pool, np, &w->proj_w1, NULL);
-    molmo_linear(a, h3, pool, np, &w->proj_w3, NULL);
+    molmo_linear_pool(m, h1, pool, np, &w->proj_w1, NULL, MOLMO_ACT_NONE);
+    molmo_linear_pool(m, h3, pool, np, &w->proj_w3, NULL, MOLMO_ACT_NONE);
     m->kern.silu_mul(h1, h1, h3, (size_t)np * Ih);
-    molmo_linear(a, image_features, h1, np, &w->proj_w2, NULL);
+    molmo_linear_pool(m, image_features, h1, np, &w->proj_w2, NULL, MOLMO_ACT_NONE);
     molmo_arena_reset(a, mark);
     return 0;
 }
