@@ -127,6 +127,19 @@ int jb_file_write_atomic(const char *path, const void *data, size_t len, struct 
     snprintf(tmp, n, "%s.tmp.XXXXXX", path);
     int rc = 0;
     int fd = mkstemp(tmp);
+    if (fd < 0 && errno == ENOENT) {
+        /* the directory does not exist yet: made as `run --out` makes its own */
+        char *dir = strdup(path);
+        if (!dir) {
+            rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
+            goto out;
+        }
+        rc = jb_mkdir_p(dirname(dir), err);
+        free(dir);
+        if (rc) goto out;
+        snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+        fd = mkstemp(tmp);
+    }
     if (fd < 0) {
         rc = jb_err_errno(err, errno, "%s: cannot create a temporary file", path);
         goto out;

@@ -31,7 +31,8 @@ int jb_file_read_all(const char *path, char **out, size_t *len_out, struct jb_er
 int jb_mkdir_p(const char *dir, struct jb_err *err);
 
 /* Writes data to path durably: a temporary file beside it, fsync, rename, fsync of the directory.
- * A reader sees the old or the new file, never a partial one. */
+ * A reader sees the old or the new file, never a partial one. A missing directory is created
+ * (with its parents), as `run --out` creates its own. */
 int jb_file_write_atomic(const char *path, const void *data, size_t len, struct jb_err *err);
 
 #endif /* JB_MMAP_H */

@@ -19,6 +19,12 @@ double jb_time_thread_cpu_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+double jb_time_process_cpu_s(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 void jb_time_sleep_s(double s) {
     if (s <= 0) return;
     struct timespec req = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)}, rem;

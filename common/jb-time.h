@@ -15,6 +15,9 @@ double jb_time_now_s(void);
 
 /* CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), seconds: for sampler overhead. */
 double jb_time_thread_cpu_s(void);
+/* CPU time of the whole process, every thread (CLOCK_PROCESS_CPUTIME_ID: user + system),
+ * seconds: the work counter of `run`'s samples. */
+double jb_time_process_cpu_s(void);
 
 /* Sleeps for s seconds (restarting on signals). */
 void jb_time_sleep_s(double s);

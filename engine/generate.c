@@ -7,6 +7,7 @@
 #include "engine/model-impl.h"
 #include "engine/tokenizer-impl.h"
 
+#include "common/jb-mmap.h"
 #include "common/jb-npy.h"
 #include "common/jb-time.h"
 
@@ -161,8 +162,8 @@ static int write_dump(const struct molmo_model *m, const char *dir, const struct
     const struct molmo_config *c = &m->cfg;
     size_t N = (size_t)pp->n_crops, np = (size_t)pp->n_pooled, E = (size_t)c->embedding_size;
     size_t npat = (size_t)pp->n_patches;
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return jb_err_errno(err, errno, "%s", dir);
-    int rc;
+    int rc = jb_mkdir_p(dir, err);
+    if (rc) return rc;
     if ((rc = save(dir, "input_ids.npy", JB_NPY_I32, 1, T, 0, 0, ids, err)) ||
         (rc = save(dir, "images.npy", JB_NPY_F32, 3, N, npat, (size_t)pp->patch_dim, pp->images,
                    err)) ||

@@ -3,6 +3,7 @@ engine_libengine_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS) $(
 	$(JPEG_CFLAGS) $(PCRE2_CFLAGS) $(UTF8PROC_CFLAGS) $(ZLIB_CFLAGS)
 engine_libengine_a_SOURCES = \
 	engine/config.c \
+	engine/costs.c \
 	engine/convert-impl.h \
 	engine/convert.c \
 	engine/dispatch.c \

@@ -157,4 +157,30 @@ void molmo_result_free(struct molmo_result *r); /* frees and zeroes; NULL is a n
 /* The phase's name ("preprocess", "vision", "prefill", "decode", "decode_step"). */
 const char *molmo_phase_name(enum molmo_phase p);
 
+/* ---- work counted from the shapes (engine/costs.c, README "Work counters") ---------------- */
+
+/* What one crop, one token and one position cost, from the loaded checkpoint's shapes. A
+ * multiply-add is 2 FLOP; bytes are of the weights as stored (BF16 2, Q8_0 34 per 32). */
+struct molmo_costs {
+    double vit_flop_per_crop;          /* patch embedding + the ViT blocks that run */
+    double connector_flop_per_crop;    /* attention pooling + projector over the windows */
+    double vision_weight_bytes_per_crop; /* ViT blocks that run + connector weights */
+    double llm_macs_per_token;         /* every LLM product but the output head (MoE: top_k) */
+    double head_macs, head_bytes;      /* the output head, per position it runs on */
+    double llm_weight_bytes_per_token; /* LLM products one decode step reads (MoE: top_k) */
+    double llm_weight_bytes_all;       /* every LLM product's weights (MoE: all experts) */
+    double attn_macs_per_position;     /* q.k + p.v per token per context position, all layers */
+};
+void molmo_model_costs(const struct molmo_model *m, struct molmo_costs *out);
+
+/* The work of one generation r (its crops, prompt and generated tokens): FLOP per phase and
+ * the bytes of weights read (vision once per crop; prefill every LLM weight once plus the head;
+ * each decode step the LLM products of one token plus the head). Deterministic. */
+struct molmo_work {
+    double vision_flop, prefill_flop, decode_flop;
+    double vision_weight_bytes, prefill_weight_bytes, decode_weight_bytes;
+};
+void molmo_work_count(const struct molmo_model *m, const struct molmo_result *r,
+                      struct molmo_work *out);
+
 #endif /* MOLMO_H */

@@ -248,42 +248,6 @@ static void median_spread(double *v, int n, double *med, double *spread) {
     *spread = 0.5 * (v[n - 1] - v[0]);
 }
 
-static size_t tensor_bytes(const struct molmo_tensor *t) {
-    return t->data ? molmo_dtype_bytes(t->dt, t->numel) : 0;
-}
-
-/* Weight bytes one decode step reads (every LLM product; the embedding row read is
- * negligible), and the multiply-adds per token of those products (prefill FLOP = 2 x this x T
- * plus attention). MoE: the router and top_k of n_experts experts. */
-static void llm_costs(const struct molmo_model *m, double *bytes, double *macs) {
-    const struct molmo_config *c = &m->cfg;
-    double b = 0, n = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        const struct molmo_llm_block *k = &m->w.blocks[l];
-        const struct molmo_tensor *ts[] = {&k->att_proj, &k->attn_out, &k->ff_proj, &k->ff_out,
-                                           &k->router};
-        for (int i = 0; i < 5; i++) {
-            b += (double)tensor_bytes(ts[i]);
-            n += ts[i]->data ? (double)ts[i]->numel : 0;
-        }
-        if (c->moe && k->experts) {
-            double eb = 0, en = 0;
-            for (int x = 0; x < c->n_experts; x++) {
-                const struct molmo_expert *e = &k->experts[x];
-                eb += (double)(tensor_bytes(&e->gate_proj) + tensor_bytes(&e->up_proj) +
-                               tensor_bytes(&e->down_proj));
-                en += (double)(e->gate_proj.numel + e->up_proj.numel + e->down_proj.numel);
-            }
-            b += eb * c->top_k / c->n_experts;
-            n += en * c->top_k / c->n_experts;
-        }
-    }
-    b += (double)tensor_bytes(&m->w.lm_head);
-    n += (double)m->w.lm_head.numel;
-    *bytes = b;
-    *macs = n;
-}
-
 static uint64_t xorshift(uint64_t *s) {
     *s ^= *s << 13;
     *s ^= *s >> 7;
@@ -423,20 +387,16 @@ static int bench_model(const struct bench_opts *o, struct model_figures *f, stru
     median_spread(tp, o->reps, &f->prefill_tps, &f->prefill_spread);
     median_spread(td, o->reps, &f->decode_tps, &f->decode_spread);
     f->peak_rss = peak_rss_bytes();
-    double macs;
-    llm_costs(m, &f->decode_bytes_per_token, &macs);
-    /* attention: q.k and p.v over on average T/2 causal positions, d wide, per token; the
-     * output head runs on the last prompt position only (the decode MACs count it per token) */
-    double head = (double)m->w.lm_head.numel;
-    f->prefill_flop_per_token = 2.0 * (macs - head) + 2.0 * head / o->prompt_tokens +
-                                2.0 * 2.0 * (o->prompt_tokens / 2.0) * c->d_model * c->n_layers;
-    /* ViT per crop (P = patches + CLS): patch embedding, 4 D x D projections and the 2 D x F
-     * MLP per block, q.k and p.v over P positions; only the blocks up to the last one the
-     * connector reads run (molmo.md §5.5: 22 of Molmo's 23) */
-    double P = np + 1, D = c->vit_dim, F = c->vit_mlp;
-    int vit_run = (c->vit_layer_a > c->vit_layer_b ? c->vit_layer_a : c->vit_layer_b) + 1;
-    f->vit_flop_per_crop =
-        2.0 * np * pdim * D + vit_run * (2.0 * P * (4 * D * D + 2 * D * F) + 4.0 * P * P * D);
+    /* engine/costs.c counts from the shapes: the LLM products of one token (the decode MACs
+     * count the output head per token; a prefill runs it on the last prompt position only),
+     * attention's q.k and p.v over on average T/2 causal positions, and the ViT blocks that
+     * run per crop */
+    struct molmo_costs k;
+    molmo_model_costs(m, &k);
+    f->decode_bytes_per_token = k.llm_weight_bytes_per_token + k.head_bytes;
+    f->prefill_flop_per_token = 2.0 * k.llm_macs_per_token + 2.0 * k.head_macs / o->prompt_tokens +
+                                2.0 * k.attn_macs_per_position * (o->prompt_tokens / 2.0);
+    f->vit_flop_per_crop = k.vit_flop_per_crop;
     f->weight_bytes = (double)molmo_model_file_bytes(m);
     f->kv_bytes = 2.0 * c->n_layers * (o->prompt_tokens + o->gen_tokens) * c->n_kv_heads *
                   c->head_dim * sizeof(float);

@@ -14,23 +14,40 @@
 
 static void usage(void) {
     printf("usage: joulebench compare BASE_RUN NEW_RUN [--max-accuracy-drop PTS]\n"
-           "                          [--max-energy-rise PCT] [--markdown FILE] [--seed N]\n"
+           "                          [--max-energy-rise PCT] [--gate-estimated]\n"
+           "                          [--max-work-rise PCT] [--max-cpu-rise PCT]\n"
+           "                          [--allow-different-machines] [--markdown FILE] [--seed N]\n"
            "\n"
            "Regression verdict for CI. Samples are paired by id. Accuracy: exact McNemar test\n"
-           "(0/1 scores) or a paired bootstrap (partial credit); energy: bootstrap 95%% interval\n"
-           "of the ratio of J/sample. A regression is a drop (rise) beyond the tolerance that\n"
-           "the test finds significant (p < 0.05; interval excluding no change). Estimated\n"
-           "energy is never gated unless --max-energy-rise is given, and then it fails: an\n"
-           "estimate cannot pass an energy gate. Prints the Markdown summary on stdout.\n"
+           "(0/1 scores) or a paired bootstrap (partial credit); each cost: bootstrap 95%%\n"
+           "interval of the ratio of its means. A regression is a drop (rise) beyond the\n"
+           "tolerance that the test finds significant (p < 0.05; interval excluding no change).\n"
+           "Gates, each row saying what it rests on:\n"
+           "  accuracy        always;\n"
+           "  energy          J/sample when both runs are measured; estimated energy only with\n"
+           "                  --gate-estimated, when both are estimates of one CPU model, and\n"
+           "                  then labelled estimated; without it an estimate is never gated,\n"
+           "                  and given --max-energy-rise it fails;\n"
+           "  work            generated tokens and FLOP per sample (counted, no meter needed);\n"
+           "  CPU time        CPU seconds per sample.\n"
+           "Runs of different machines (CPU model, threads, meter) are refused for the time and\n"
+           "energy gates unless --allow-different-machines. Prints the Markdown summary on\n"
+           "stdout.\n"
            "\n"
-           "  --max-accuracy-drop PTS  tolerated accuracy drop, percentage points (default 1)\n"
-           "  --max-energy-rise PCT    tolerated rise of J/sample, percent (default 5)\n"
-           "  --markdown FILE          also write the summary to FILE (for a PR comment)\n"
-           "  --seed N                 bootstrap seed (default 20241015)\n"
-           "  -h, --help               this text\n"
+           "  --max-accuracy-drop PTS    tolerated accuracy drop, percentage points (default 1)\n"
+           "  --max-energy-rise PCT      tolerated rise of J/sample, percent (default 5)\n"
+           "  --gate-estimated           gate estimated energy of one machine model (default off)\n"
+           "  --max-work-rise PCT        tolerated rise of generated tokens and FLOP per sample,\n"
+           "                             percent (default 5)\n"
+           "  --max-cpu-rise PCT         tolerated rise of CPU seconds per sample, percent\n"
+           "                             (default 10)\n"
+           "  --allow-different-machines gate time and energy of runs of different machines\n"
+           "  --markdown FILE            also write the summary to FILE (for a PR comment)\n"
+           "  --seed N                   bootstrap seed (default 20241015)\n"
+           "  -h, --help                 this text\n"
            "\n"
            "exit status: 0 no significant regression, 1 regression, 2 error (unreadable run,\n"
-           "different suites)\n");
+           "different suites, a time or energy gate asked for on runs of different machines)\n");
 }
 
 static int parse_num(const char *opt, const char *s, double *out) {
@@ -47,6 +64,10 @@ static int run(int argc, char **argv) {
     static const struct option opts[] = {
         {"max-accuracy-drop", required_argument, NULL, 'a'},
         {"max-energy-rise", required_argument, NULL, 'e'},
+        {"gate-estimated", no_argument, NULL, 'g'},
+        {"max-work-rise", required_argument, NULL, 'w'},
+        {"max-cpu-rise", required_argument, NULL, 'c'},
+        {"allow-different-machines", no_argument, NULL, 'A'},
         {"markdown", required_argument, NULL, 'm'},
         {"seed", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
@@ -67,6 +88,15 @@ static int run(int argc, char **argv) {
             if (parse_num("--max-energy-rise", optarg, &o.max_energy_rise_pct)) return 2;
             o.energy_gate_required = true;
             break;
+        case 'g': o.gate_estimated = true; break;
+        case 'w':
+            if (parse_num("--max-work-rise", optarg, &o.max_work_rise_pct)) return 2;
+            break;
+        case 'c':
+            if (parse_num("--max-cpu-rise", optarg, &o.max_cpu_rise_pct)) return 2;
+            o.cpu_gate_required = true;
+            break;
+        case 'A': o.allow_different_machines = true; break;
         case 'm': mdpath = optarg; break;
         case 's':
             if (parse_num("--seed", optarg, &seed)) return 2;

@@ -3,22 +3,29 @@
 #include "harness/harness.h"
 
 #include "common/jb-err.h"
+#include "common/jb-mmap.h"
 #include "reports/reports.h"
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static void usage(void) {
     printf("usage: joulebench history FILE.sqlite [--model M] [--suite S] [--add RUN_DIR]\n"
+           "                          [--html OUT.html]\n"
            "\n"
            "Prints the trend of accuracy, J/sample and g CO2e recorded in FILE (by\n"
            "'joulebench run --history FILE' or --add), oldest first per model and suite, with\n"
-           "the change against the previous row. Estimated energy is marked '~'.\n"
+           "the change against the previous row. Estimated energy is marked '~'. With --html,\n"
+           "also writes a self-contained trend page: accuracy, J/sample (measured and estimated\n"
+           "apart) and work per sample (generated tokens, GFLOP, CPU seconds) over the runs,\n"
+           "one line per model and suite, regressions ringed in red.\n"
            "\n"
            "  --model M       only this model\n"
            "  --suite S       only this suite\n"
-           "  --add RUN_DIR   first append the summary of RUN_DIR to FILE\n"
+           "  --add RUN_DIR   first append the summary of RUN_DIR to FILE (created if needed)\n"
+           "  --html OUT      write the trend page to OUT (its directory is created)\n"
            "  -h, --help      this text\n");
 }
 
@@ -27,10 +34,11 @@ static int run(int argc, char **argv) {
         {"model", required_argument, NULL, 'm'},
         {"suite", required_argument, NULL, 's'},
         {"add", required_argument, NULL, 'a'},
+        {"html", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
-    const char *model = NULL, *suite = NULL, *add = NULL;
+    const char *model = NULL, *suite = NULL, *add = NULL, *html = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -38,6 +46,7 @@ static int run(int argc, char **argv) {
         case 'm': model = optarg; break;
         case 's': suite = optarg; break;
         case 'a': add = optarg; break;
+        case 'H': html = optarg; break;
         case 'h': usage(); return 0;
         default: return harness_usage_error("history", "unknown option '%s'", argv[optind - 1]);
         }
@@ -56,6 +65,18 @@ static int run(int argc, char **argv) {
     }
     if (reports_history_print(path, model, suite, stdout, &err) < 0)
         return harness_fail("%s", err.msg);
+    if (html) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f) return harness_fail("out of memory");
+        int rc = reports_history_html(path, model, suite, f, &err);
+        fclose(f);
+        if (!rc) rc = jb_file_write_atomic(html, buf, len, &err);
+        free(buf);
+        if (rc) return harness_fail("%s", err.msg);
+        fprintf(stderr, "joulebench history: trend page %s\n", html);
+    }
     return 0;
 }
 

@@ -207,9 +207,9 @@ static int eval(void *user, const struct run_item *it, struct run_answer *a, str
         .user = e,
     };
     struct molmo_result r = {0};
-    double t0 = jb_time_now_s();
+    double c0 = jb_time_process_cpu_s(), t0 = jb_time_now_s();
     int rc = molmo_generate_file(e->model, it->image_path, it->prompt, &go, &r, err);
-    double t1 = jb_time_now_s();
+    double t1 = jb_time_now_s(), c1 = jb_time_process_cpu_s();
     if (!rc && e->mark_err.code) {
         *err = e->mark_err;
         rc = e->mark_err.code;
@@ -231,6 +231,15 @@ static int eval(void *user, const struct run_item *it, struct run_answer *a, str
     a->time_s[RUN_PHASE_PREFILL] = r.phase_s[MOLMO_PHASE_PREFILL];
     a->time_s[RUN_PHASE_DECODE] = r.phase_s[MOLMO_PHASE_DECODE];
     a->time_total_s = t1 - t0;
+    a->cpu_s = c1 - c0;
+    struct molmo_work wk;
+    molmo_work_count(e->model, &r, &wk);
+    a->n_crops = r.n_crops;
+    a->n_image_tokens = (long long)r.n_image_tokens;
+    a->flop[RUN_PHASE_VISION] = wk.vision_flop;
+    a->flop[RUN_PHASE_PREFILL] = wk.prefill_flop;
+    a->flop[RUN_PHASE_DECODE] = wk.decode_flop;
+    a->weight_bytes_read = wk.vision_weight_bytes + wk.prefill_weight_bytes + wk.decode_weight_bytes;
     /* The closed phases of this sample (the "" mark after decode closed the last one). */
     a->t_start_s = -1;
     int n = meter_n_phases(e->meter);

@@ -68,6 +68,12 @@ struct run_answer {
     double time_s[RUN_N_PHASES], energy_j[RUN_N_PHASES];
     double time_total_s, energy_total_j;
     double energy_bound_j; /* attribution uncertainty of energy_total_j, +- (energy.md §5) */
+    /* Work counters (README "Work counters"): recorded whatever the meter. */
+    int n_crops;
+    long long n_image_tokens;
+    double flop[RUN_N_PHASES];  /* counted from the shapes (engine/costs.c); preprocess 0 */
+    double weight_bytes_read;   /* bytes of weights the products read, from the shapes */
+    double cpu_s;               /* the process's user + system CPU seconds during the sample */
 };
 
 /* How the loop reaches the engine, the metric and the meter (cmd-run.c) or a fake (tests). */

@@ -15,12 +15,18 @@ static const char *const phase_names[RUN_N_PHASES] = {"preprocess", "vision", "p
 /* The samples.jsonl record (reports/record.c lists the keys). */
 static json_t *sample_json(const struct run_item *it, const struct run_answer *a,
                            const char *energy_source) {
-    json_t *refs = json_array(), *t = json_object(), *e = json_object();
+    json_t *refs = json_array(), *t = json_object(), *e = json_object(), *fl = json_object();
     for (size_t i = 0; i < it->n_refs; i++) json_array_append_new(refs, json_string(it->refs[i]));
+    double flop_total = 0;
     for (int p = 0; p < RUN_N_PHASES; p++) {
         json_object_set_new(t, phase_names[p], json_real(a->time_s[p]));
         json_object_set_new(e, phase_names[p], json_real(a->energy_j[p]));
+        if (p != RUN_PHASE_PREPROCESS) json_object_set_new(fl, phase_names[p], json_real(a->flop[p]));
+        flop_total += a->flop[p];
     }
+    json_t *work = json_pack("{s:i, s:I, s:o, s:f, s:f}", "n_crops", a->n_crops, "n_image_tokens",
+                             (json_int_t)a->n_image_tokens, "flop", fl, "flop_total", flop_total,
+                             "weight_bytes_read", a->weight_bytes_read);
     json_t *o = json_object();
     json_object_set_new(o, "model", json_string(it->model));
     json_object_set_new(o, "suite", json_string(it->suite));
@@ -40,6 +46,8 @@ static json_t *sample_json(const struct run_item *it, const struct run_answer *a
     json_object_set_new(o, "energy_total_j", json_real(a->energy_total_j));
     json_object_set_new(o, "energy_bound_j", json_real(a->energy_bound_j));
     json_object_set_new(o, "energy_source", json_string(energy_source));
+    json_object_set_new(o, "cpu_s", json_real(a->cpu_s));
+    json_object_set_new(o, "work", work);
     return o;
 }
 

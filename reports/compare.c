@@ -1,6 +1,8 @@
 /* `compare`: is NEW worse than BASE? Samples are paired by id, so each sample is its own
- * control: accuracy by exact McNemar (0/1 scores) or a paired bootstrap (partial credit),
- * energy by a bootstrap interval of the ratio of mean J/sample. Fixed seed: the same two runs
+ * control: accuracy by exact McNemar (0/1 scores) or a paired bootstrap (partial credit); the
+ * costs (J, generated tokens, FLOP, CPU seconds per sample) by a bootstrap interval of the ratio
+ * of their means. Each gate says what it rests on (README "compare"): measured or estimated
+ * energy, work counted from the shapes, CPU time of one machine. Fixed seed: the same two runs
  * always get the same verdict. */
 #include "config.h"
 
@@ -17,6 +19,11 @@ void reports_compare_opts_init(struct reports_compare_opts *o) {
         .max_accuracy_drop_pts = 1.0,
         .max_energy_rise_pct = 5.0,
         .energy_gate_required = false,
+        .gate_estimated = false,
+        .max_work_rise_pct = 5.0,
+        .max_cpu_rise_pct = 10.0,
+        .cpu_gate_required = false,
+        .allow_different_machines = false,
         .seed = 20241015,
         .n_boot = 2000,
     };
@@ -62,6 +69,83 @@ static char *pair_key(const struct reports_sample *s, bool with_model) {
     return k;
 }
 
+
+/* The paired costs, each gated on the ratio of its means. */
+enum { C_ENERGY, C_TOKENS, C_FLOP, C_CPU, N_COST };
+
+static const char *const cost_row[N_COST] = {"J/sample", "generated tokens/sample",
+                                             "GFLOP/sample", "CPU s/sample"};
+
+static double cost_of(const struct reports_sample *s, int c) {
+    switch (c) {
+    case C_ENERGY: return s->energy_total_j;
+    case C_TOKENS: return (double)s->n_tokens_out;
+    case C_FLOP: return s->flop_total / 1e9;
+    default: return s->cpu_s;
+    }
+}
+
+/* The distinct n_threads of run.json's models, "2" or "1,4"; "?" when absent. */
+static void threads_of(const struct reports_run *r, char *buf, size_t len) {
+    buf[0] = 0;
+    const json_t *models = json_object_get(r->run, "models");
+    size_t i;
+    const json_t *m;
+    json_array_foreach(models, i, m) {
+        const json_t *t = json_object_get(m, "n_threads");
+        if (!json_is_integer(t)) continue;
+        char one[32];
+        snprintf(one, sizeof one, "%lld", (long long)json_integer_value(t));
+        bool seen = false;
+        for (const char *p = buf; *p && !seen; p += strcspn(p, ",") + (p[strcspn(p, ",")] != 0))
+            seen = strncmp(p, one, strlen(one)) == 0 &&
+                   (p[strlen(one)] == ',' || p[strlen(one)] == 0);
+        if (seen) continue;
+        size_t l = strlen(buf);
+        snprintf(buf + l, len - l, "%s%s", l ? "," : "", one);
+    }
+    if (!buf[0]) snprintf(buf, len, "?");
+}
+
+/* Why base and new are not runs of one machine (CPU model, threads, meter), or "" when they
+ * are: time and energy figures of different machines are not comparable. */
+static void machine_diff(const struct reports_run *b, const struct reports_run *n, char *buf,
+                         size_t len) {
+    buf[0] = 0;
+    const char *cb = reports_json_str(b->run, "machine.cpu_model", "unknown");
+    const char *cn = reports_json_str(n->run, "machine.cpu_model", "unknown");
+    char tb[128], tn[128];
+    threads_of(b, tb, sizeof tb);
+    threads_of(n, tn, sizeof tn);
+    size_t l = 0;
+    if (strcmp(cb, cn) != 0) l += (size_t)snprintf(buf + l, len - l, "CPU '%s' vs '%s'", cb, cn);
+    if (l < len && strcmp(tb, tn) != 0)
+        l += (size_t)snprintf(buf + l, len - l, "%sthreads %s vs %s", l ? "; " : "", tb, tn);
+    if (l < len && strcmp(b->energy_source, n->energy_source) != 0)
+        snprintf(buf + l, len - l, "%smeter %s vs %s", l ? "; " : "", b->energy_source,
+                 n->energy_source);
+}
+
+/* One row of the verdict table. */
+struct gate {
+    bool shown, gated, regression, estimated;
+    double vb, vn, ratio, lo, hi; /* means per sample and the ratio new / base with its CI */
+    char rests_on[512], verdict[512];
+};
+
+/* A ratio gate: a rise beyond tol_pct that the interval finds (lower bound above 1). */
+static void ratio_verdict(struct gate *g, double tol_pct) {
+    g->gated = true;
+    g->regression = isfinite(g->ratio) && g->ratio - 1 > tol_pct / 100 && g->lo > 1;
+    snprintf(g->verdict, sizeof g->verdict, "%s (tolerance +%.3g%%)",
+             g->regression ? "REGRESSION" : "pass", tol_pct);
+}
+
+static void not_gated(struct gate *g, const char *fmt, const char *arg) {
+    g->gated = false;
+    snprintf(g->verdict, sizeof g->verdict, fmt, arg);
+}
+
 int reports_compare(const struct reports_run *base, const struct reports_run *nw,
                     const struct reports_compare_opts *o, FILE *md, enum reports_verdict *verdict,
                     struct jb_err *err) {
@@ -76,17 +160,32 @@ int reports_compare(const struct reports_run *base, const struct reports_run *nw
         if (!has_suite(base, nw->g[j].suite))
             return jb_err_set(err, JB_EINVAL, "%s and %s cover different suites (%s vs %s)",
                               base->dir, nw->dir, sb, sn);
+    /* Time and energy gates compare one machine with itself; a gate the user asked for by
+     * name cannot be quietly left out. */
+    char mdiff[768];
+    machine_diff(base, nw, mdiff, sizeof mdiff);
+    bool other_machine = mdiff[0] && !o->allow_different_machines;
+    if (other_machine && (o->energy_gate_required || o->gate_estimated || o->cpu_gate_required))
+        return jb_err_set(err, JB_EINVAL,
+                          "%s and %s ran on different machines (%s): time and energy gates "
+                          "compare runs of one machine; pass --allow-different-machines to gate "
+                          "them anyway",
+                          base->dir, nw->dir, mdiff);
 
     bool with_model = n_models(base) > 1 || n_models(nw) > 1;
     json_t *index = json_object();
     int np = 0, rc = 0, unpaired = 0;
-    double *a = malloc(sizeof(double) * (size_t)(nw->n_s + 1) * 4), *d = NULL;
+    size_t cap = (size_t)nw->n_s + 1;
+    double *a = malloc(sizeof(double) * cap * (2 + 2 * N_COST)), *d = NULL;
     if (!index || !a) {
         rc = jb_err_set(err, JB_ENOMEM, "out of memory");
         goto out;
     }
-    double *acc_b = a, *acc_n = a + nw->n_s + 1, *e_b = a + 2 * (nw->n_s + 1),
-           *e_n = a + 3 * (nw->n_s + 1);
+    double *acc_b = a, *acc_n = a + cap, *cb[N_COST], *cn[N_COST];
+    for (int k = 0; k < N_COST; k++) {
+        cb[k] = a + (2 + 2 * (size_t)k) * cap;
+        cn[k] = a + (3 + 2 * (size_t)k) * cap;
+    }
     for (int i = 0; i < base->n_s; i++) {
         char *k = pair_key(&base->s[i], with_model);
         if (!k) {
@@ -97,7 +196,7 @@ int reports_compare(const struct reports_run *base, const struct reports_run *nw
         free(k);
     }
     int b = 0, c = 0;
-    bool binary = true;
+    bool binary = true, have[N_COST] = {true, true, true, true};
     for (int i = 0; i < nw->n_s; i++) {
         char *k = pair_key(&nw->s[i], with_model);
         if (!k) {
@@ -113,8 +212,11 @@ int reports_compare(const struct reports_run *base, const struct reports_run *nw
         const struct reports_sample *x = &base->s[json_integer_value(v)], *y = &nw->s[i];
         acc_b[np] = x->score;
         acc_n[np] = y->score;
-        e_b[np] = x->energy_total_j;
-        e_n[np] = y->energy_total_j;
+        for (int m = 0; m < N_COST; m++) {
+            cb[m][np] = cost_of(x, m);
+            cn[m][np] = cost_of(y, m);
+            have[m] &= isfinite(cb[m][np]) && isfinite(cn[m][np]);
+        }
         if ((x->score != 0 && x->score != 1) || (y->score != 0 && y->score != 1)) binary = false;
         b += x->score == 1 && y->score == 0;
         c += x->score == 0 && y->score == 1;
@@ -128,103 +230,185 @@ int reports_compare(const struct reports_run *base, const struct reports_run *nw
     }
 
     /* Point estimates. */
-    double mb = 0, mn = 0, eb = 0, en = 0;
+    double mb = 0, mn = 0, sum_b[N_COST] = {0}, sum_n[N_COST] = {0};
     for (int i = 0; i < np; i++) {
         mb += acc_b[i];
         mn += acc_n[i];
-        eb += e_b[i];
-        en += e_n[i];
+        for (int m = 0; m < N_COST; m++) {
+            sum_b[m] += cb[m][i];
+            sum_n[m] += cn[m][i];
+        }
     }
     double diff_pts = 100 * (mn - mb) / np;
-    double ratio = eb > 0 ? en / eb : NAN;
 
     /* Paired bootstrap: resample pair indices; the same resamples give the accuracy difference
-     * and the energy ratio. */
+     * and every cost ratio. */
     int B = o->n_boot > 0 ? o->n_boot : 2000;
-    d = malloc(sizeof(double) * (size_t)B * 2);
+    d = malloc(sizeof(double) * (size_t)B * (1 + N_COST));
     if (!d) {
         rc = jb_err_set(err, JB_ENOMEM, "out of memory");
         goto out;
     }
-    double *dr = d + B;
     uint64_t st = o->seed;
     int le0 = 0, ge0 = 0;
     for (int k = 0; k < B; k++) {
-        double sa = 0, sn2 = 0, xb = 0, xn = 0;
+        double sa = 0, sn2 = 0, xb[N_COST] = {0}, xn[N_COST] = {0};
         for (int i = 0; i < np; i++) {
             int j = (int)reports_rng_below(&st, (uint64_t)np);
             sa += acc_b[j];
             sn2 += acc_n[j];
-            xb += e_b[j];
-            xn += e_n[j];
+            for (int m = 0; m < N_COST; m++) {
+                xb[m] += cb[m][j];
+                xn[m] += cn[m][j];
+            }
         }
         d[k] = 100 * (sn2 - sa) / np;
-        dr[k] = xb > 0 ? xn / xb : NAN;
+        for (int m = 0; m < N_COST; m++)
+            d[(size_t)(1 + m) * B + k] = xb[m] > 0 ? xn[m] / xb[m] : xn[m] > 0 ? INFINITY : 1;
         le0 += d[k] <= 0;
         ge0 += d[k] >= 0;
     }
-    qsort(d, (size_t)B, sizeof *d, cmp_double);
-    qsort(dr, (size_t)B, sizeof *dr, cmp_double);
+    for (int m = 0; m <= N_COST; m++) qsort(d + (size_t)m * B, (size_t)B, sizeof *d, cmp_double);
     double d_lo = reports_quantile(d, B, 0.025), d_hi = reports_quantile(d, B, 0.975);
-    double r_lo = reports_quantile(dr, B, 0.025), r_hi = reports_quantile(dr, B, 0.975);
     double p_acc =
         binary ? reports_mcnemar_p(b, c) : fmin(1.0, 2.0 * fmin((double)le0, (double)ge0) / B);
-
     bool acc_reg = diff_pts < -o->max_accuracy_drop_pts && p_acc < 0.05;
-    bool estimated = base->estimated || nw->estimated;
-    bool energy_reg = false;
-    const char *energy_text;
-    char etext[256];
-    if (estimated) {
-        energy_reg = o->energy_gate_required;
-        energy_text = o->energy_gate_required
-                          ? "REGRESSION: estimated energy can never pass an energy gate"
-                          : "not gated: estimated energy can never pass an energy gate "
-                            "(figures for information only)";
-    } else {
-        /* A rise larger than the tolerance, and an interval that excludes no change. */
-        energy_reg = isfinite(ratio) && ratio - 1 > o->max_energy_rise_pct / 100 && r_lo > 1;
-        snprintf(etext, sizeof etext, "%s (tolerance +%.3g%%)", energy_reg ? "REGRESSION" : "pass",
-                 o->max_energy_rise_pct);
-        energy_text = etext;
+
+    struct gate g[N_COST] = {{0}};
+    for (int m = 0; m < N_COST; m++) {
+        g[m].shown = have[m] || m == C_ENERGY;
+        g[m].vb = sum_b[m] / np;
+        g[m].vn = sum_n[m] / np;
+        g[m].ratio = sum_b[m] > 0 ? sum_n[m] / sum_b[m] : sum_n[m] > 0 ? INFINITY : 1;
+        g[m].lo = reports_quantile(d + (size_t)(1 + m) * B, B, 0.025);
+        g[m].hi = reports_quantile(d + (size_t)(1 + m) * B, B, 0.975);
     }
-    *verdict = acc_reg || energy_reg ? REPORTS_REGRESSION : REPORTS_PASS;
+
+    /* Energy: measured against measured; estimates only when asked and only of one machine
+     * model under one estimate model, and then labelled as such. */
+    struct gate *ge = &g[C_ENERGY];
+    ge->estimated = base->estimated || nw->estimated;
+    const char *em_b = reports_json_str(base->run, "meter.estimate_model", "?");
+    const char *em_n = reports_json_str(nw->run, "meter.estimate_model", "?");
+    if (other_machine) {
+        snprintf(ge->rests_on, sizeof ge->rests_on, "runs of different machines (%s)", mdiff);
+        not_gated(ge, "%s", "refused: different machines (pass --allow-different-machines)");
+    } else if (!ge->estimated) {
+        snprintf(ge->rests_on, sizeof ge->rests_on, "measured (%s) in both runs",
+                 nw->energy_source);
+        ratio_verdict(ge, o->max_energy_rise_pct);
+    } else if (o->gate_estimated && base->estimated && nw->estimated && !strcmp(em_b, em_n)) {
+        snprintf(ge->rests_on, sizeof ge->rests_on,
+                 "ESTIMATED (%s, model %s) in both runs on '%s': not a measurement",
+                 nw->energy_source, em_n,
+                 reports_json_str(nw->run, "machine.cpu_model", "unknown"));
+        ratio_verdict(ge, o->max_energy_rise_pct);
+        if (ge->regression)
+            snprintf(ge->verdict, sizeof ge->verdict,
+                     "REGRESSION, estimated (tolerance +%.3g%%)", o->max_energy_rise_pct);
+        else
+            snprintf(ge->verdict, sizeof ge->verdict, "pass, estimated (tolerance +%.3g%%)",
+                     o->max_energy_rise_pct);
+    } else {
+        snprintf(ge->rests_on, sizeof ge->rests_on, "%s in base, %s in new", base->energy_source,
+                 nw->energy_source);
+        if (o->gate_estimated && base->estimated && nw->estimated)
+            not_gated(ge, "%s", "not gated: the runs' estimate models differ");
+        else if (o->gate_estimated)
+            not_gated(ge, "%s", "not gated: one run measured, the other estimated");
+        else if (o->energy_gate_required) {
+            ge->gated = ge->regression = true;
+            snprintf(ge->verdict, sizeof ge->verdict,
+                     "REGRESSION: estimated energy can never pass an energy gate "
+                     "(--gate-estimated gates estimates of one machine)");
+        } else
+            not_gated(ge, "%s",
+                      "not gated: estimated energy can never pass an energy gate (figures for "
+                      "information only; --gate-estimated gates estimates of one machine)");
+    }
+
+    /* Work: counted, not measured: no meter and no machine needed. */
+    for (int m = C_TOKENS; m <= C_FLOP; m++) {
+        if (!g[m].shown) continue;
+        snprintf(g[m].rests_on, sizeof g[m].rests_on, "%s",
+                 m == C_TOKENS ? "work: tokens generated (deterministic, no meter)"
+                               : "work: FLOP counted from the shapes (deterministic, no meter)");
+        ratio_verdict(&g[m], o->max_work_rise_pct);
+    }
+    if (!g[C_FLOP].shown) {
+        g[C_FLOP].shown = true;
+        snprintf(g[C_FLOP].rests_on, sizeof g[C_FLOP].rests_on, "work counters");
+        not_gated(&g[C_FLOP], "%s", "not gated: a run without work counters (older records)");
+    }
+
+    /* CPU time: one machine, same threads. */
+    struct gate *gc = &g[C_CPU];
+    gc->shown = true;
+    if (!have[C_CPU]) {
+        snprintf(gc->rests_on, sizeof gc->rests_on, "CPU seconds of the process");
+        not_gated(gc, "%s", "not gated: a run without CPU seconds (older records)");
+    } else if (other_machine) {
+        snprintf(gc->rests_on, sizeof gc->rests_on, "runs of different machines (%s)", mdiff);
+        not_gated(gc, "%s", "refused: different machines (pass --allow-different-machines)");
+    } else {
+        snprintf(gc->rests_on, sizeof gc->rests_on,
+                 "CPU seconds (user + system) of the process, one machine");
+        ratio_verdict(gc, o->max_cpu_rise_pct);
+    }
+
+    bool any = acc_reg;
+    for (int m = 0; m < N_COST; m++) any |= g[m].gated && g[m].regression;
+    *verdict = any ? REPORTS_REGRESSION : REPORTS_PASS;
 
     if (md) {
         char mark_b = base->estimated ? '~' : ' ', mark_n = nw->estimated ? '~' : ' ';
         fprintf(md, "## joulebench compare: %s\n\n",
                 *verdict == REPORTS_PASS ? "no significant regression" : "REGRESSION");
-        if (estimated)
+        if (ge->estimated)
             fprintf(md, "> **ESTIMATED** energy in %s%s%s: not measured, marked `~`.\n\n",
                     base->estimated ? "base" : "", base->estimated && nw->estimated ? " and " : "",
                     nw->estimated ? "new" : "");
+        if (mdiff[0])
+            fprintf(md,
+                    "> **Different machines** (%s): time and energy figures are not comparable; "
+                    "their gates are %s.\n\n",
+                    mdiff, other_machine ? "refused" : "applied anyway (--allow-different-machines)");
         fprintf(md, "Base `%s` (commit %s) vs new `%s` (commit %s): %d paired samples", base->label,
                 reports_json_str(base->run, "tool.commit", "?"), nw->label,
                 reports_json_str(nw->run, "tool.commit", "?"), np);
         if (unpaired) fprintf(md, ", %d without a partner (left out)", unpaired);
-        fprintf(md, "; suites: %s.\n\n", sb);
-        fprintf(md, "| metric | base | new | change (95%% CI) | test | verdict |\n");
+        fprintf(md, "; suites: %s. Bootstrap: %d resamples, seed %llu.\n\n", sb, B, o->seed);
+        fprintf(md, "| gate | base | new | change (95%% CI) | rests on | verdict |\n");
         fprintf(md, "|---|---:|---:|---:|---|---|\n");
         if (binary)
             fprintf(md,
-                    "| accuracy %% | %.2f | %.2f | %+.2f pts (%+.2f, %+.2f) | exact McNemar: "
-                    "%d right→wrong, %d wrong→right, p = %.3g | %s (tolerance −%.3g pts) |\n",
+                    "| accuracy %% | %.2f | %.2f | %+.2f pts (%+.2f, %+.2f) | scores; exact "
+                    "McNemar: %d right→wrong, %d wrong→right, p = %.3g | %s (tolerance −%.3g "
+                    "pts) |\n",
                     100 * mb / np, 100 * mn / np, diff_pts, d_lo, d_hi, b, c, p_acc,
                     acc_reg ? "REGRESSION" : "pass", o->max_accuracy_drop_pts);
         else
             fprintf(md,
-                    "| accuracy %% | %.2f | %.2f | %+.2f pts (%+.2f, %+.2f) | paired bootstrap, "
-                    "%d resamples, seed %llu: p = %.3g | %s (tolerance −%.3g pts) |\n",
+                    "| accuracy %% | %.2f | %.2f | %+.2f pts (%+.2f, %+.2f) | scores; paired "
+                    "bootstrap, %d resamples, seed %llu: p = %.3g | %s (tolerance −%.3g pts) |\n",
                     100 * mb / np, 100 * mn / np, diff_pts, d_lo, d_hi, B, o->seed, p_acc,
                     acc_reg ? "REGRESSION" : "pass", o->max_accuracy_drop_pts);
-        fprintf(md,
-                "| J/sample | %c%.4g | %c%.4g | %+.2f%% (%+.2f%%, %+.2f%%) | bootstrap of the "
-                "ratio, %d resamples, seed %llu | %s |\n",
-                mark_b, eb / np, mark_n, en / np, 100 * (ratio - 1), 100 * (r_lo - 1),
-                100 * (r_hi - 1), B, o->seed, energy_text);
+        for (int m = 0; m < N_COST; m++) {
+            if (!g[m].shown) continue;
+            char eb = m == C_ENERGY ? mark_b : ' ', en = m == C_ENERGY ? mark_n : ' ';
+            if (isfinite(g[m].vb) && isfinite(g[m].vn))
+                fprintf(md, "| %s | %c%.4g | %c%.4g | %+.2f%% (%+.2f%%, %+.2f%%) | %s | %s |\n",
+                        cost_row[m], eb, g[m].vb, en, g[m].vn, 100 * (g[m].ratio - 1),
+                        100 * (g[m].lo - 1), 100 * (g[m].hi - 1), g[m].rests_on, g[m].verdict);
+            else
+                fprintf(md, "| %s | – | – | – | %s | %s |\n", cost_row[m], g[m].rests_on,
+                        g[m].verdict);
+        }
         fprintf(md, "\n<details><summary>per suite</summary>\n\n"
-                    "| model | suite | base acc %% | new acc %% | base J/sample | new J/sample |\n"
-                    "|---|---|---:|---:|---:|---:|\n");
+                    "| model | suite | base acc %% | new acc %% | base J/sample | new J/sample | "
+                    "base tokens/sample | new tokens/sample | base CPU s/sample | new CPU "
+                    "s/sample |\n"
+                    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (int j = 0; j < nw->n_g; j++) {
             const struct reports_group *gn = &nw->g[j], *gb = NULL;
             for (int k = 0; k < base->n_g && !gb; k++)
@@ -232,9 +416,10 @@ int reports_compare(const struct reports_run *base, const struct reports_run *nw
                     (!with_model || !strcmp(base->g[k].model, gn->model)))
                     gb = &base->g[k];
             if (!gb) continue;
-            fprintf(md, "| %s | %s | %.2f | %.2f | %c%.4g | %c%.4g |\n", gn->model, gn->suite,
-                    100 * gb->accuracy, 100 * gn->accuracy, mark_b, gb->j_per_sample, mark_n,
-                    gn->j_per_sample);
+            fprintf(md, "| %s | %s | %.2f | %.2f | %c%.4g | %c%.4g | %.4g | %.4g | %.4g | %.4g |\n",
+                    gn->model, gn->suite, 100 * gb->accuracy, 100 * gn->accuracy, mark_b,
+                    gb->j_per_sample, mark_n, gn->j_per_sample, gb->work.n_tokens_out,
+                    gn->work.n_tokens_out, gb->work.cpu_s, gn->work.cpu_s);
         }
         fprintf(md, "\n</details>\n");
     }

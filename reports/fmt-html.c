@@ -11,67 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
-                                      "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
-static const char *const phase_colour[N_PHASES] = {"#9d9d9d", "#4c78a8", "#f58518", "#54a24b"};
-
-static void esc(FILE *f, const char *s) {
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
-        }
-    }
-}
-
-/* A "nice" tick step (1, 2 or 5 x 10^k) giving about n ticks over [0, hi]. */
-static double tick_step(double hi, int n) {
-    if (!(hi > 0)) return 1;
-    double raw = hi / n, mag = pow(10, floor(log10(raw))), r = raw / mag;
-    return (r < 1.5 ? 1 : r < 3.5 ? 2 : r < 7.5 ? 5 : 10) * mag;
-}
-
-/* Plot frame: W x H pixels, data in [x0,x1] x [y0,y1] mapped into the inner box. */
-struct frame {
-    double W, H, l, r, t, b, x0, x1, y0, y1;
-};
-static double fx(const struct frame *p, double x) {
-    return p->l + (x - p->x0) / (p->x1 - p->x0) * (p->W - p->l - p->r);
-}
-static double fy(const struct frame *p, double y) {
-    return p->H - p->b - (y - p->y0) / (p->y1 - p->y0) * (p->H - p->t - p->b);
-}
-
-static void axes(FILE *f, const struct frame *p, const char *xlabel, const char *ylabel) {
-    fprintf(f,
-            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
-            "stroke=\"#444\"/>\n",
-            p->l, p->t, p->W - p->l - p->r, p->H - p->t - p->b);
-    double sx = tick_step(p->x1 - p->x0, 6), sy = tick_step(p->y1 - p->y0, 5);
-    for (double x = ceil(p->x0 / sx) * sx; x <= p->x1 + 1e-9 * sx; x += sx)
-        fprintf(f,
-                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ccc\"/>"
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
-                fx(p, x), p->t, fx(p, x), p->H - p->b, fx(p, x), p->H - p->b + 14, x);
-    for (double y = ceil(p->y0 / sy) * sy; y <= p->y1 + 1e-9 * sy; y += sy)
-        fprintf(f,
-                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ccc\"/>"
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
-                p->l, fy(p, y), p->W - p->r, fy(p, y), p->l - 4, fy(p, y) + 4, y);
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", (p->l + p->W - p->r) / 2,
-            p->H - 6);
-    esc(f, xlabel);
-    fprintf(f,
-            "</text><text transform=\"translate(14,%.1f) rotate(-90)\" "
-            "text-anchor=\"middle\">",
-            (p->t + p->H - p->b) / 2);
-    esc(f, ylabel);
-    fputs("</text>\n", f);
-}
-
 struct point {
     double x, y;
     const char *label, *suite;
@@ -112,41 +51,41 @@ static void plot_pareto(struct reports_run *const *runs, int n, FILE *f) {
             k++;
         }
     qsort(pt, (size_t)np, sizeof *pt, by_x);
-    struct frame p = {640, 380, 60, 20, 20, 46, 0, xmax > 0 ? xmax * 1.15 : 1, 0, 100};
+    struct reports_frame p = {640, 380, 60, 20, 20, 46, 0, xmax > 0 ? xmax * 1.15 : 1, 0, 100};
     fprintf(f,
             "<figure><svg id=\"plot-pareto\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" "
             "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n",
             p.W, p.H, p.W, p.H);
-    axes(f, &p, "energy per sample (J)", "accuracy (%)");
+    reports_svg_axes(f, &p, "energy per sample (J)", "accuracy (%)");
     for (int c = 0; c < ns; c++) {
         fputs("<polyline fill=\"none\" stroke-dasharray=\"5,4\" stroke=\"", f);
-        fputs(palette[c % 8], f);
+        fputs(reports_palette[c % 8], f);
         fputs("\" points=\"", f);
         double best = -1;
         for (int i = 0; i < np; i++)
             if (!strcmp(pt[i].suite, suites[c]) && pt[i].y > best) {
                 best = pt[i].y;
-                fprintf(f, "%.1f,%.1f ", fx(&p, pt[i].x), fy(&p, pt[i].y));
+                fprintf(f, "%.1f,%.1f ", reports_svg_x(&p, pt[i].x), reports_svg_y(&p, pt[i].y));
             }
         fputs("\"/>\n", f);
         fprintf(f,
                 "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"5\" fill=\"%s\"/><text x=\"%.0f\" "
                 "y=\"%.0f\">",
-                p.l + 12, p.t + 14 + 16.0 * c, palette[c % 8], p.l + 22, p.t + 18 + 16.0 * c);
-        esc(f, suites[c]);
+                p.l + 12, p.t + 14 + 16.0 * c, reports_palette[c % 8], p.l + 22, p.t + 18 + 16.0 * c);
+        reports_html_esc(f, suites[c]);
         fputs("</text>\n", f);
     }
     for (int i = 0; i < np; i++) {
         fprintf(f, "<circle class=\"point\" cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"><title>",
-                fx(&p, pt[i].x), fy(&p, pt[i].y), palette[pt[i].colour]);
-        esc(f, pt[i].label);
+                reports_svg_x(&p, pt[i].x), reports_svg_y(&p, pt[i].y), reports_palette[pt[i].colour]);
+        reports_html_esc(f, pt[i].label);
         fprintf(f, " on ");
-        esc(f, pt[i].suite);
+        reports_html_esc(f, pt[i].suite);
         fprintf(f,
                 ": %.1f%%, %.4g J/sample</title></circle><text x=\"%.1f\" y=\"%.1f\" "
                 "font-size=\"11\">",
-                pt[i].y, pt[i].x, fx(&p, pt[i].x) + 7, fy(&p, pt[i].y) - 6);
-        esc(f, pt[i].label);
+                pt[i].y, pt[i].x, reports_svg_x(&p, pt[i].x) + 7, reports_svg_y(&p, pt[i].y) - 6);
+        reports_html_esc(f, pt[i].label);
         fputs("</text>\n", f);
     }
     fputs("</svg><figcaption>Accuracy against energy per sample, one point per model and suite; "
@@ -163,7 +102,7 @@ out:
 static void plot_power(const struct reports_run *r, int idx, FILE *f) {
     if (r->n_power == 0) {
         fprintf(f, "<p>Run <code>");
-        esc(f, r->label);
+        reports_html_esc(f, r->label);
         fprintf(f, "</code> has no power trace (power.csv is empty or absent).</p>\n");
         return;
     }
@@ -183,7 +122,7 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
         free(w);
     }
     if (!(t1 > t0)) t1 = t0 + 1;
-    struct frame p = {760, 310, 60, 20, 30, 46, t0, t1, 0, wmax > 0 ? wmax * 1.15 : 1};
+    struct reports_frame p = {760, 310, 60, 20, 30, 46, t0, t1, 0, wmax > 0 ? wmax * 1.15 : 1};
     fprintf(f,
             "<figure><svg id=\"plot-power-%d\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" "
             "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n",
@@ -199,7 +138,7 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
             if (!isfinite(s->t_start_s)) continue;
             double t = s->t_start_s;
             for (int ph = 0; ph < N_PHASES; ph++) {
-                double a = fx(&p, fmax(t, t0)) - p.l, b = fx(&p, fmin(t + s->time_s[ph], t1)) - p.l;
+                double a = reports_svg_x(&p, fmax(t, t0)) - p.l, b = reports_svg_x(&p, fmin(t + s->time_s[ph], t1)) - p.l;
                 for (int c = (int)fmax(0, floor(a)); c < ncol && c < b; c++)
                     occ[c][ph] += fmin(b, c + 1) - fmax(a, c);
                 t += s->time_s[ph];
@@ -219,25 +158,25 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
                 fprintf(f,
                         "<rect class=\"band\" x=\"%.0f\" y=\"%.1f\" width=\"%d\" "
                         "height=\"%.1f\" fill=\"%s\" fill-opacity=\"0.22\"/>\n",
-                        p.l + start, p.t, c - start, p.H - p.t - p.b, phase_colour[cur]);
+                        p.l + start, p.t, c - start, p.H - p.t - p.b, reports_phase_colour[cur]);
             start = c;
             cur = best;
         }
         free(occ);
     }
-    axes(f, &p, "time since the run started (s)", "power (W)");
+    reports_svg_axes(f, &p, "time since the run started (s)", "power (W)");
     for (int d = 0; d < r->n_domains; d++) {
         fprintf(f, "<polyline fill=\"none\" stroke-width=\"1.5\" stroke=\"%s\" points=\"",
-                palette[d % 8]);
+                reports_palette[d % 8]);
         /* A long trace has more points than the plot has pixels: average the points that fall
          * in the same pixel column, so an hour at 100 ms stays a few kB of SVG. */
         int col = -1, k = 0;
         double sum_w = 0, sum_t = 0;
         for (size_t i = 0; i <= r->n_power; i++) {
-            int c = i < r->n_power ? (int)fx(&p, r->power[i].t_s) : INT_MAX;
+            int c = i < r->n_power ? (int)reports_svg_x(&p, r->power[i].t_s) : INT_MAX;
             if (i < r->n_power && r->power[i].domain != d) continue;
             if (c != col && k > 0) {
-                fprintf(f, "%.1f,%.1f ", fx(&p, sum_t / k), fy(&p, fmin(sum_w / k, p.y1)));
+                fprintf(f, "%.1f,%.1f ", reports_svg_x(&p, sum_t / k), reports_svg_y(&p, fmin(sum_w / k, p.y1)));
                 k = 0;
                 sum_w = sum_t = 0;
             }
@@ -248,18 +187,18 @@ static void plot_power(const struct reports_run *r, int idx, FILE *f) {
             k++;
         }
         fprintf(f, "\"/><text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">", p.l + 90.0 * d, 16.0,
-                palette[d % 8]);
-        esc(f, r->domains[d]);
+                reports_palette[d % 8]);
+        reports_html_esc(f, r->domains[d]);
         fputs("</text>\n", f);
     }
     for (int ph = 0; ph < N_PHASES; ph++)
         fprintf(f,
                 "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"10\" fill=\"%s\" "
                 "fill-opacity=\"0.5\"/><text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
-                p.W - p.r - 330 + 85.0 * ph, 7.0, phase_colour[ph], p.W - p.r - 314 + 85.0 * ph,
+                p.W - p.r - 330 + 85.0 * ph, 7.0, reports_phase_colour[ph], p.W - p.r - 314 + 85.0 * ph,
                 16.0, reports_phase_names[ph]);
     fprintf(f, "</svg><figcaption>Power trace of run <code>");
-    esc(f, r->label);
+    reports_html_esc(f, r->label);
     fprintf(f, "</code>%s, with each sample's phases as bands.</figcaption></figure>\n",
             r->estimated ? " (ESTIMATED)" : "");
 }
@@ -283,7 +222,7 @@ static void plot_split(struct reports_run *const *runs, int n, FILE *f) {
         fprintf(f,
                 "<rect x=\"%.0f\" y=\"8\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"%.0f\" "
                 "y=\"17\">%s</text>\n",
-                l + 100.0 * ph, phase_colour[ph], l + 16 + 100.0 * ph, reports_phase_names[ph]);
+                l + 100.0 * ph, reports_phase_colour[ph], l + 16 + 100.0 * ph, reports_phase_names[ph]);
     int row = 0;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < runs[i]->n_g; j++, row++) {
@@ -291,19 +230,19 @@ static void plot_split(struct reports_run *const *runs, int n, FILE *f) {
             double y = 30 + row * rowh, x = l;
             fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">", l - 6, y + 15);
             if (n > 1) {
-                esc(f, runs[i]->label);
+                reports_html_esc(f, runs[i]->label);
                 fputc('/', f);
             }
-            esc(f, g->model);
+            reports_html_esc(f, g->model);
             fputc(' ', f);
-            esc(f, g->suite);
+            reports_html_esc(f, g->suite);
             fputs("</text>\n", f);
             for (int ph = 0; ph < N_PHASES; ph++) {
                 double w = g->energy_j[ph] * scale;
                 fprintf(f,
                         "<rect class=\"bar\" x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" "
                         "fill=\"%s\"><title>%s: %s%.4g J</title></rect>\n",
-                        x, y, w, rowh - 6, phase_colour[ph], reports_phase_names[ph],
+                        x, y, w, rowh - 6, reports_phase_colour[ph], reports_phase_names[ph],
                         runs[i]->estimated ? "~" : "", g->energy_j[ph]);
                 x += w;
             }
@@ -327,11 +266,11 @@ static void tables(struct reports_run *const *runs, int n, FILE *f) {
         for (int j = 0; j < r->n_g; j++) {
             const struct reports_group *g = &r->g[j];
             fputs("<tr><td>", f);
-            esc(f, r->label);
+            reports_html_esc(f, r->label);
             fputs("</td><td>", f);
-            esc(f, g->model);
+            reports_html_esc(f, g->model);
             fputs("</td><td>", f);
-            esc(f, g->suite);
+            reports_html_esc(f, g->suite);
             fprintf(f,
                     "</td><td>%d</td><td>%.1f [%.1f, %.1f]</td><td>%s</td><td>%s</td><td>%s</td>"
                     "<td>%.4g</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
@@ -357,11 +296,11 @@ static void tables(struct reports_run *const *runs, int n, FILE *f) {
             const struct reports_group *g = &r->g[j];
             for (int p = 0; p < N_PHASES; p++) {
                 fputs("<tr><td>", f);
-                esc(f, r->label);
+                reports_html_esc(f, r->label);
                 fputs("</td><td>", f);
-                esc(f, g->model);
+                reports_html_esc(f, g->model);
                 fputs("</td><td>", f);
-                esc(f, g->suite);
+                reports_html_esc(f, g->suite);
                 fprintf(f, "</td><td>%s</td><td>%.4g</td><td>%s</td><td>%.1f</td></tr>\n",
                         reports_phase_names[p], g->time_s[p],
                         reports_fmt_energy(b1, sizeof b1, g->energy_j[p], r->estimated),
@@ -375,30 +314,30 @@ static void tables(struct reports_run *const *runs, int n, FILE *f) {
 static void details(const struct reports_run *r, FILE *f) {
     const json_t *j = r->run;
     fputs("<h3>Run <code>", f);
-    esc(f, r->label);
+    reports_html_esc(f, r->label);
     fputs("</code></h3><ul>\n<li>tool: ", f);
-    esc(f, reports_json_str(j, "tool.version", "?"));
+    reports_html_esc(f, reports_json_str(j, "tool.version", "?"));
     fputs(" (commit ", f);
-    esc(f, reports_json_str(j, "tool.commit", "?"));
+    reports_html_esc(f, reports_json_str(j, "tool.commit", "?"));
     fputs("), status ", f);
-    esc(f, reports_json_str(j, "status", "?"));
+    reports_html_esc(f, reports_json_str(j, "status", "?"));
     fputs("</li>\n<li>machine: ", f);
-    esc(f, reports_json_str(j, "machine.cpu_model", "?"));
+    reports_html_esc(f, reports_json_str(j, "machine.cpu_model", "?"));
     fprintf(f, ", %.0f cores, %.1f GiB, kernel ", reports_json_num(j, "machine.n_cores", 0),
             reports_json_num(j, "machine.memory_bytes", 0) / (1024.0 * 1024 * 1024));
-    esc(f, reports_json_str(j, "machine.kernel", "?"));
+    reports_html_esc(f, reports_json_str(j, "machine.kernel", "?"));
     fputs(", GPU ", f);
-    esc(f, reports_json_str(j, "machine.gpu", "none"));
+    reports_html_esc(f, reports_json_str(j, "machine.gpu", "none"));
     fputs("</li>\n<li>meter: energy ", f);
-    esc(f, r->energy_source);
+    reports_html_esc(f, r->energy_source);
     fprintf(f, "%s, interval %.0f ms, idle baseline %s%.2f W</li>\n",
             r->estimated ? " (<b>ESTIMATED</b>)" : "", reports_json_num(j, "meter.interval_ms", 0),
             r->estimated ? "~" : "", r->idle_power_w);
     fputs("<li>carbon: region ", f);
-    esc(f, reports_json_str(j, "carbon.region", "WORLD"));
+    reports_html_esc(f, reports_json_str(j, "carbon.region", "WORLD"));
     char src[512];
     fprintf(f, ", %.0f g CO2e/kWh (", r->grid_g_per_kwh);
-    esc(f, reports_carbon_source(src, sizeof src, j));
+    reports_html_esc(f, reports_carbon_source(src, sizeof src, j));
     fprintf(f, "), PUE %.2f; CO2e is estimated from the grid factor</li></ul>\n", r->pue);
 }
 
@@ -419,9 +358,9 @@ int reports_render_html(struct reports_run *const *runs, int n, FILE *f, struct 
     for (int i = 0; i < n; i++)
         if (runs[i]->estimated) {
             fputs("<p class=\"estimated\">ESTIMATED — run <code>", f);
-            esc(f, runs[i]->label);
+            reports_html_esc(f, runs[i]->label);
             fputs("</code>: energy is not measured on this machine (", f);
-            esc(f, runs[i]->energy_source);
+            reports_html_esc(f, runs[i]->energy_source);
             fputs("); figures marked ~ are estimates, not measurements.</p>\n", f);
         }
     tables(runs, n, f);

@@ -4,6 +4,7 @@ reports_libreports_a_SOURCES = \
 	reports/compare.c \
 	reports/fmt-csv.c \
 	reports/fmt-html.c \
+	reports/svg.c \
 	reports/fmt-md.c \
 	reports/history.c \
 	reports/record.c \

@@ -23,6 +23,15 @@ struct reports_sample {
     double energy_bound_j; /* +- attribution uncertainty; 0 when absent */
     double t_start_s; /* on the power.csv clock; NAN when absent */
     long long n_tokens_in, n_tokens_out;
+    /* work counters (README "Work counters"); NAN / -1 in records written before them */
+    double cpu_s, flop_total, weight_bytes_read;
+    long long n_crops, n_image_tokens;
+};
+
+/* Means per sample of the work counters of a group (NAN when its samples have none). */
+struct reports_work {
+    double n_tokens_in, n_tokens_out, n_crops, n_image_tokens, flop, weight_bytes_read, cpu_s;
+    double wall_s;
 };
 
 /* One model x suite: everything a report row shows. */
@@ -34,6 +43,7 @@ struct reports_group {
     double time_s[N_PHASES], energy_j[N_PHASES];
     double time_total_s, energy_total_j, energy_above_idle_j, energy_bound_j;
     double j_per_sample, j_per_sample_above_idle, score_per_kj, co2e_g;
+    struct reports_work work; /* per sample */
 };
 
 struct reports_power_point {
@@ -93,6 +103,25 @@ const char *reports_json_str(const json_t *root, const char *path, const char *d
 const char *reports_carbon_source(char *buf, size_t len, const json_t *run);
 /* A run.json number at a dotted path, or dflt. */
 double reports_json_num(const json_t *root, const char *path, double dflt);
+
+/* ---- HTML and SVG (svg.c) ---- */
+
+extern const char *const reports_palette[8];
+extern const char *const reports_phase_colour[N_PHASES];
+/* Writes s with <, >, & and " escaped. */
+void reports_html_esc(FILE *f, const char *s);
+/* Plot frame: W x H pixels with margins l, r, t, b; data [x0,x1] x [y0,y1] in the inner box. */
+struct reports_frame {
+    double W, H, l, r, t, b, x0, x1, y0, y1;
+};
+double reports_svg_x(const struct reports_frame *p, double x);
+double reports_svg_y(const struct reports_frame *p, double y);
+/* The box, grid, numbered ticks and axis titles. */
+void reports_svg_axes(FILE *f, const struct reports_frame *p, const char *xlabel,
+                      const char *ylabel);
+/* The same without x ticks: the caller writes its own x labels (commits, say). */
+void reports_svg_axes_labelled(FILE *f, const struct reports_frame *p, const char *xlabel,
+                               const char *ylabel);
 
 int reports_render_md(struct reports_run *const *runs, int n, FILE *f, struct jb_err *err);
 int reports_render_html(struct reports_run *const *runs, int n, FILE *f, struct jb_err *err);

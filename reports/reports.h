@@ -108,6 +108,13 @@ struct reports_compare_opts {
     double max_accuracy_drop_pts; /* tolerated drop in accuracy, percentage points (default 1) */
     double max_energy_rise_pct;   /* tolerated rise of J/sample, percent (default 5) */
     bool energy_gate_required;    /* the user asked for the energy gate explicitly */
+    bool gate_estimated;          /* gate estimated energy when both runs are estimates of one
+                                   * machine model under one estimate model (default off) */
+    double max_work_rise_pct;     /* tolerated rise of generated tokens and FLOP per sample,
+                                   * percent (default 5) */
+    double max_cpu_rise_pct;      /* tolerated rise of CPU seconds per sample (default 10) */
+    bool cpu_gate_required;       /* the user asked for the CPU-time gate explicitly */
+    bool allow_different_machines; /* gate time and energy of runs of different machines */
     unsigned long long seed;      /* bootstrap seed (default 20241015) */
     int n_boot;                   /* bootstrap resamples (default 2000) */
 };
@@ -122,9 +129,13 @@ void reports_compare_opts_init(struct reports_compare_opts *o);
 
 /* Pairs the samples of base and new by (suite, id) — and model, when either run holds more
  * than one model — and tests accuracy (exact McNemar when every score is 0 or 1, else a paired
- * bootstrap of the mean difference) and energy (bootstrap interval of the J/sample ratio).
- * Writes a Markdown summary ready for a pull-request comment to md (may be NULL) and sets
- * *verdict. Errors (JB_EINVAL): the runs cover different suites, or no sample pairs. */
+ * bootstrap of the mean difference) and each cost by a bootstrap interval of the ratio of its
+ * means: energy (measured; estimated only with gate_estimated), work (generated tokens and FLOP
+ * per sample) and CPU seconds per sample. Time and energy gates are refused for runs of
+ * different machines (CPU model, threads, meter) unless allow_different_machines. Writes a
+ * Markdown summary ready for a pull-request comment to md (may be NULL), one row per gate with
+ * what it rests on, and sets *verdict. Errors (JB_EINVAL): the runs cover different suites, no
+ * sample pairs, or a time or energy gate asked for by name on runs of different machines. */
 int reports_compare(const struct reports_run *base, const struct reports_run *new_run,
                     const struct reports_compare_opts *o, FILE *md, enum reports_verdict *verdict,
                     struct jb_err *err);
@@ -132,12 +143,22 @@ int reports_compare(const struct reports_run *base, const struct reports_run *ne
 /* ---- history (SQLite) ---- */
 
 /* Appends one row per model x suite of r (commit, model, suite, accuracy, J/sample, g CO2e,
- * energy source, time) to the table "runs" of the SQLite file path, creating it. */
+ * energy source, time, and the work per sample: generated tokens, FLOP, CPU seconds) to the
+ * table "runs" of the SQLite file path, creating it (and its directory); a history written by
+ * an older joulebench gets the new columns first. */
 int reports_history_append(const char *path, const struct reports_run *r, struct jb_err *err);
 
 /* Prints the rows of path (filtered by model and suite when not NULL) oldest first, with the
  * change of accuracy and J/sample against the previous row of the same model x suite. */
 int reports_history_print(const char *path, const char *model, const char *suite, FILE *f,
                           struct jb_err *err);
+
+/* Writes the trend page of path (filtered like reports_history_print) to f: one
+ * self-contained HTML file (inline CSS and SVG, no script) with accuracy, J/sample (measured and
+ * estimated in plots of their own), generated tokens, GFLOP and CPU seconds per sample over the
+ * runs, one line per model x suite, a point per run, and each regression against the previous
+ * run of its line (compare's default tolerances) ringed in red and listed in a table. */
+int reports_history_html(const char *path, const char *model, const char *suite, FILE *f,
+                         struct jb_err *err);
 
 #endif /* REPORTS_H */

@@ -127,6 +127,17 @@ static int sample_parse(struct reports_sample *s, const json_t *o, const char *w
     s->n_tokens_in = s->n_tokens_out = 0;
     if ((rc = jb_json_get_int(o, "n_tokens_in", &s->n_tokens_in, false, where, err))) return rc;
     if ((rc = jb_json_get_int(o, "n_tokens_out", &s->n_tokens_out, false, where, err))) return rc;
+    s->cpu_s = s->flop_total = s->weight_bytes_read = NAN;
+    s->n_crops = s->n_image_tokens = -1;
+    if ((rc = num_field(o, "cpu_s", &s->cpu_s, false, where, err))) return rc;
+    const json_t *w = json_object_get(o, "work");
+    if (w) {
+        if ((rc = num_field(w, "flop_total", &s->flop_total, false, where, err)) ||
+            (rc = num_field(w, "weight_bytes_read", &s->weight_bytes_read, false, where, err)) ||
+            (rc = jb_json_get_int(w, "n_crops", &s->n_crops, false, where, err)) ||
+            (rc = jb_json_get_int(w, "n_image_tokens", &s->n_image_tokens, false, where, err)))
+            return rc;
+    }
     return 0;
 }
 
@@ -167,9 +178,25 @@ int reports_run_summarize(struct reports_run *r, struct jb_err *err) {
         g->time_total_s += s->time_total_s;
         g->energy_total_j += s->energy_total_j;
         g->energy_bound_j += s->energy_bound_j;
+        struct reports_work *w = &g->work; /* sums here, means below */
+        w->n_tokens_in += (double)s->n_tokens_in;
+        w->n_tokens_out += (double)s->n_tokens_out;
+        w->n_crops += (double)s->n_crops;
+        w->n_image_tokens += (double)s->n_image_tokens;
+        w->flop += s->flop_total;
+        w->weight_bytes_read += s->weight_bytes_read;
+        w->cpu_s += s->cpu_s;
+        w->wall_s += s->time_total_s;
     }
     for (int j = 0; j < r->n_g; j++) {
         struct reports_group *g = &r->g[j];
+        struct reports_work *w = &g->work;
+        double *sums[] = {&w->n_tokens_in, &w->n_tokens_out, &w->n_crops, &w->n_image_tokens,
+                          &w->flop, &w->weight_bytes_read, &w->cpu_s, &w->wall_s};
+        for (size_t k = 0; k < sizeof sums / sizeof *sums; k++) *sums[k] /= g->n;
+        /* a counter absent from any sample (older records) is absent from the group */
+        if (w->n_crops < 0) w->n_crops = NAN;
+        if (w->n_image_tokens < 0) w->n_image_tokens = NAN;
         g->accuracy = g->score_sum / g->n;
         if (g->binary) {
             reports_wilson((int)lround(g->score_sum), g->n, &g->ci_lo, &g->ci_hi);
@@ -346,6 +373,15 @@ json_t *reports_results_json(const struct reports_run *r) {
         json_object_set_new(o, "score_per_kj", json_real(g->score_per_kj));
         json_object_set_new(o, "co2e_g", json_real(g->co2e_g));
         json_object_set_new(o, "energy_source", json_string(r->energy_source));
+        const struct reports_work *w = &g->work;
+        json_t *wj = json_object();
+        const char *keys[] = {"n_tokens_in", "n_tokens_out", "n_crops", "n_image_tokens",
+                              "flop", "weight_bytes_read", "cpu_s", "wall_s"};
+        const double vals[] = {w->n_tokens_in, w->n_tokens_out, w->n_crops, w->n_image_tokens,
+                               w->flop, w->weight_bytes_read, w->cpu_s, w->wall_s};
+        for (size_t k = 0; k < sizeof vals / sizeof *vals; k++)
+            if (isfinite(vals[k])) json_object_set_new(wj, keys[k], json_real(vals[k]));
+        json_object_set_new(o, "work_per_sample", wj);
         json_array_append_new(arr, o);
     }
     return arr;

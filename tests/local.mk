@@ -82,7 +82,7 @@ tests_test_run_cli_DEPENDENCIES = joulebench$(EXEEXT)
 
 check_PROGRAMS += tests/test-reports
 tests_test_reports_SOURCES = tests/test-reports.c $(TEST_COMMON)
-tests_test_reports_CFLAGS = $(TEST_CFLAGS)
+tests_test_reports_CFLAGS = $(TEST_CFLAGS) $(SQLITE3_CFLAGS)
 tests_test_reports_LDADD = $(REPORTS_LIBS) common/libjbcommon.a $(JANSSON_LIBS) $(CRITERION_LIBS) $(LIBS)
 # It also runs the program (report, compare, history).
 tests_test_reports_DEPENDENCIES = joulebench$(EXEEXT) reports/libreports.a common/libjbcommon.a

@@ -7,6 +7,7 @@
 #include "tests/jb-test.h"
 
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,10 @@ struct fixture {
     double idle_w;
     double (*score)(int i);
     double energy_scale; /* every phase energy is multiplied by this */
+    /* work counters; 0 = the defaults (4 tokens out, 2 CPU s, 10 GFLOP) */
+    double tokens_scale, cpu_scale, flop_scale;
+    const char *cpu_model; /* NULL = "Test CPU" */
+    bool no_work;          /* records written before the work counters */
 };
 
 /* 3 of every 4 right: i % 4 != 1. */
@@ -64,7 +69,7 @@ static void write_run(const char *dir, const struct fixture *fx) {
         "{s:{s:s,s:s,s:s}, s:s, s:{s:s,s:i,s:I,s:s,s:s}, s:[{s:s,s:s,s:I,s:s,s:i}],"
         " s:{s:[s],s:[s],s:i,s:s,s:f}, s:{s:s,s:f,s:s,s:i,s:f}}",
         "tool", "name", "joulebench", "version", "0.1.0", "commit", "abc123def456", "status",
-        "complete", "machine", "cpu_model", "Test CPU", "n_cores", 2, "memory_bytes",
+        "complete", "machine", "cpu_model", fx->cpu_model ? fx->cpu_model : "Test CPU", "n_cores", 2, "memory_bytes",
         (json_int_t)8 << 30, "kernel", "6.1", "gpu", "none", "models", "name", fx->model, "path",
         "/m", "n_params", (json_int_t)1000, "dtype", "f32", "n_threads", 2, "meter", "backends",
         "powercap", "domains", "package-0", "interval_ms", 100, "energy_source", fx->energy_source,
@@ -79,11 +84,23 @@ static void write_run(const char *dir, const struct fixture *fx) {
                               "s:{s:f,s:f,s:f},s:f,s:f,s:f,s:s}",
                               "model", fx->model, "suite", fx->suite, "id", id, "prediction", "42",
                               "references", "42", "score", fx->score(i), "n_tokens_in", 600,
-                              "n_tokens_out", 3, "t_start_s", 1.0 * i, "time_s", "vision", 0.5,
+                              "n_tokens_out",
+                              (int)lround(4 * (fx->tokens_scale > 0 ? fx->tokens_scale : 1)),
+                              "t_start_s", 1.0 * i, "time_s", "vision", 0.5,
                               "prefill", 0.25, "decode", 0.25, "energy_j", "vision", 2.0 * k,
                               "prefill", 1.0 * k, "decode", 1.0 * k, "time_total_s", 1.0,
                               "energy_total_j", 4.0 * k, "energy_bound_j", 0.01,
                               "energy_source", fx->energy_source);
+        if (!fx->no_work) {
+            double cpu = 2.0 * (fx->cpu_scale > 0 ? fx->cpu_scale : 1);
+            double fl = 1e10 * (fx->flop_scale > 0 ? fx->flop_scale : 1);
+            json_object_set_new(s, "cpu_s", json_real(cpu));
+            json_object_set_new(s, "work",
+                                json_pack("{s:i,s:i,s:{s:f,s:f,s:f},s:f,s:f}", "n_crops", 5,
+                                          "n_image_tokens", 576, "flop", "vision", 0.6 * fl,
+                                          "prefill", 0.3 * fl, "decode", 0.1 * fl, "flop_total",
+                                          fl, "weight_bytes_read", 2e9));
+        }
         cr_assert_eq(reports_record_sample(w, s, &err), 0, "%s", err.msg);
         json_decref(s);
         for (int t = 0; t < 10; t++)
@@ -109,8 +126,9 @@ static char *slurp(const char *dir, const char *name) {
     return buf;
 }
 
-static const struct fixture base4 = {"synth-chart", "tiny", "measured:powercap", 4, 1.5,
-                                     score_3of4,    1.0};
+static const struct fixture base4 = {.suite = "synth-chart", .model = "tiny",
+                                     .energy_source = "measured:powercap", .n = 4, .idle_w = 1.5,
+                                     .score = score_3of4, .energy_scale = 1.0};
 
 /* run.json carries schema_version and results computed from the samples:
  * 4 samples, 3 right -> accuracy 0.75; 4 x 4 J = 16 J; 16 - 1.5 W x 4 s = 10 J above idle. */
@@ -293,8 +311,9 @@ static double score_partial_lowered(int i) {
     return i % 10 < 3 ? 0.6 : 0.9;
 }
 
-static const struct fixture cmp_base = {"synth-chart", "tiny", "measured:powercap", 100, 1.0,
-                                        score_80,      1.0};
+static const struct fixture cmp_base = {.suite = "synth-chart", .model = "tiny",
+                                        .energy_source = "measured:powercap", .n = 100,
+                                        .idle_w = 1.0, .score = score_80, .energy_scale = 1.0};
 
 static int compare_status(const char *root, const struct fixture *b, const struct fixture *n,
                           const char *opts, char **out) {
@@ -394,6 +413,117 @@ Test(compare, estimated_energy_never_passes_an_energy_gate) {
     free(root);
 }
 
+/* The work and CPU-time gates need no energy counter: each +50% is caught (ratio 1.5 with a
+ * degenerate interval), and a rise within the tolerance passes. */
+Test(compare, work_and_cpu_rises_are_caught_without_a_meter) {
+    char *root = jb_test_tmpdir(), *out = NULL;
+    struct fixture est = cmp_base;
+    est.energy_source = "estimated:tdp-util";
+    struct fixture tok = est, flop = est, cpu = est;
+    tok.tokens_scale = 1.5;
+    flop.flop_scale = 1.5;
+    cpu.cpu_scale = 1.5;
+    cr_assert_eq(compare_status(root, &est, &tok, "", &out), 1, "%s", out);
+    cr_assert(strstr(out, "| generated tokens/sample |  4 |  6 | +50.00% (+50.00%, +50.00%) | "
+                          "work: tokens generated (deterministic, no meter) | REGRESSION"),
+              "%s", out);
+    free(out);
+    cr_assert_eq(compare_status(root, &est, &flop, "", &out), 1, "%s", out);
+    cr_assert(strstr(out, "| GFLOP/sample |  10 |  15 | +50.00%"), "%s", out);
+    cr_assert(strstr(out, "FLOP counted from the shapes (deterministic, no meter) | REGRESSION"),
+              "%s", out);
+    free(out);
+    cr_assert_eq(compare_status(root, &est, &cpu, "", &out), 1, "%s", out);
+    cr_assert(strstr(out, "| CPU s/sample |  2 |  3 | +50.00% (+50.00%, +50.00%) | CPU seconds "
+                          "(user + system) of the process, one machine | REGRESSION"),
+              "%s", out);
+    free(out);
+    /* Within the tolerances: 50% < 60%. */
+    cr_assert_eq(compare_status(root, &est, &tok, "--max-work-rise 60", &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(compare_status(root, &est, &cpu, "--max-cpu-rise 60", &out), 0, "%s", out);
+    free(out);
+    /* Records from before the work counters: those gates say why they are not applied. */
+    struct fixture old = est;
+    old.no_work = true;
+    cr_assert_eq(compare_status(root, &old, &cpu, "", &out), 0, "%s", out);
+    cr_assert(strstr(out, "not gated: a run without CPU seconds (older records)"), "%s", out);
+    cr_assert(strstr(out, "not gated: a run without work counters (older records)"), "%s", out);
+    free(out);
+    jb_test_rmtree(root);
+    free(root);
+}
+
+/* Estimated energy is gated only with --gate-estimated, and then says it is an estimate. */
+Test(compare, estimated_energy_is_gated_only_when_asked_and_labelled) {
+    char *root = jb_test_tmpdir(), *out = NULL;
+    struct fixture est = cmp_base, hot;
+    est.energy_source = "estimated:tdp-util";
+    hot = est;
+    hot.energy_scale = 1.5;
+    cr_assert_eq(compare_status(root, &est, &hot, "", &out), 0, "%s", out);
+    cr_assert(strstr(out, "not gated: estimated energy can never pass"), "%s", out);
+    free(out);
+    cr_assert_eq(compare_status(root, &est, &hot, "--gate-estimated", &out), 1, "%s", out);
+    cr_assert(strstr(out, "| J/sample | ~4 | ~6 | +50.00% (+50.00%, +50.00%) | ESTIMATED "
+                          "(estimated:tdp-util"),
+              "%s", out);
+    cr_assert(strstr(out, "on 'Test CPU': not a measurement | REGRESSION, estimated"), "%s", out);
+    free(out);
+    cr_assert_eq(compare_status(root, &est, &est, "--gate-estimated", &out), 0, "%s", out);
+    cr_assert(strstr(out, "pass, estimated (tolerance +5%)"), "%s", out);
+    free(out);
+    /* One measured, one estimated: nothing to compare, even when asked. */
+    cr_assert_eq(compare_status(root, &cmp_base, &hot, "--gate-estimated", &out), 2, "%s", out);
+    cr_assert(strstr(out, "different machines (meter measured:powercap vs estimated:tdp-util)"),
+              "%s", out);
+    free(out);
+    cr_assert_eq(compare_status(root, &cmp_base, &hot,
+                                "--gate-estimated --allow-different-machines", &out),
+                 0, "%s", out);
+    cr_assert(strstr(out, "not gated: one run measured, the other estimated"), "%s", out);
+    free(out);
+    jb_test_rmtree(root);
+    free(root);
+}
+
+/* Runs of different CPUs: the time and energy gates are refused (and say why), the work and
+ * accuracy gates still apply; asked for by name, a time gate is an error. */
+Test(compare, runs_of_different_machines_are_refused_for_time_and_energy) {
+    char *root = jb_test_tmpdir(), *out = NULL;
+    struct fixture other = cmp_base;
+    other.cpu_model = "Other CPU";
+    other.cpu_scale = 1.5;
+    other.energy_scale = 1.5;
+    cr_assert_eq(compare_status(root, &cmp_base, &other, "", &out), 0, "%s", out);
+    cr_assert(strstr(out, "**Different machines** (CPU 'Test CPU' vs 'Other CPU')"), "%s", out);
+    cr_assert(strstr(out, "| CPU s/sample |  2 |  3 | +50.00% (+50.00%, +50.00%) | runs of "
+                          "different machines (CPU 'Test CPU' vs 'Other CPU') | refused: different "
+                          "machines (pass --allow-different-machines) |"),
+              "%s", out);
+    cr_assert(strstr(out, "| J/sample |  4 |  6 | +50.00% (+50.00%, +50.00%) | runs of "
+                          "different machines"),
+              "%s", out);
+    free(out);
+    cr_assert_eq(compare_status(root, &cmp_base, &other, "--allow-different-machines", &out), 1,
+                 "%s", out);
+    cr_assert(strstr(out, "applied anyway (--allow-different-machines)"), "%s", out);
+    free(out);
+    cr_assert_eq(compare_status(root, &cmp_base, &other, "--max-cpu-rise 10", &out), 2, "%s", out);
+    cr_assert(strstr(out, "ran on different machines (CPU 'Test CPU' vs 'Other CPU'): time and "
+                          "energy gates compare runs of one machine; pass "
+                          "--allow-different-machines"),
+              "%s", out);
+    free(out);
+    /* The work gate needs no machine: a token rise on another CPU is still caught. */
+    other.cpu_scale = other.energy_scale = 1;
+    other.tokens_scale = 1.5;
+    cr_assert_eq(compare_status(root, &cmp_base, &other, "", &out), 1, "%s", out);
+    free(out);
+    jb_test_rmtree(root);
+    free(root);
+}
+
 /* ---- history ---- */
 
 static double score_half(int i) {
@@ -437,28 +567,24 @@ Test(history, appended_runs_print_as_a_trend) {
 
 /* ---- the HTML report in a real browser ---- */
 
-/* Opens a copy of report.html, with a probe script added at the top of <head> that records
- * script errors and, after load, the rendered size of every plot, in headless Chromium; every
- * console message Chromium logs (failed loads, errors) counts as a failure, since the report
- * itself has no script and loads nothing. */
-Test(html, renders_in_chromium_with_plots_and_no_console_errors, .timeout = 120) {
+/* Opens a copy of the page at html_path, with a probe script added at the top of <head> that
+ * records script errors and, after load, the rendered size of every plot, in headless Chromium;
+ * every console message Chromium logs (failed loads, errors) counts as a failure, since the
+ * pages themselves have no script and load nothing. Asserts that each plot of ids[] (prefixes
+ * "plot-x=") is drawn at a real size (more than the 2 px its CSS border alone would give a
+ * zero-size SVG) with shapes in it. Skips without chromium. */
+static void chromium_check_plots(const char *root, const char *html_path, const char *const *ids,
+                                 int n_ids) {
     struct jb_test_proc pr;
     jb_test_run(&pr, "command -v chromium");
     int have = pr.status == 0;
     jb_test_proc_free(&pr);
     if (!have) cr_skip_test("chromium is not installed (apt-get install chromium)");
-    char *root = jb_test_tmpdir();
-    char *dir = path_in(root, "base");
-    write_run(dir, &base4);
-    jb_test_run(&pr, "'%s' report '%s' --format html", jb_test_bin(), dir);
-    cr_assert_eq(pr.status, 0, "%s", pr.err);
-    jb_test_proc_free(&pr);
-    char *html = slurp(dir, "report.html");
+    char *html = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(jb_file_read_all(html_path, &html, NULL, &err), 0, "%s", err.msg);
     char *head = strstr(html, "<head>");
     cr_assert_not_null(head);
-    /* Records, into <pre id="jb-error">, script errors, failed loads (error events seen in
-     * the capture phase) and console.error/console.warn calls; after load, writes each plot's
-     * rendered size and shape count into <pre id="jb-check">. */
     static const char probe[] =
         "<script>(function(){var errs=[];function note(m){errs.push(String(m));}"
         "window.addEventListener('error',function(e){note(e.message||('failed to load '+"
@@ -492,10 +618,7 @@ Test(html, renders_in_chromium_with_plots_and_no_console_errors, .timeout = 120)
     cr_assert_null(strstr(pr.out, "<pre id=\"jb-error\">"), "script error: %s", pr.out);
     char *check = strstr(pr.out, "<pre id=\"jb-check\">[");
     cr_assert_not_null(check, "the probe did not run: %.2000s", pr.out);
-    /* Three plots (Pareto, one power trace, phase split), each rendered at a real size (more
-     * than the 2 px its CSS border alone would give a zero-size SVG) with shapes drawn. */
-    const char *ids[] = {"plot-pareto=", "plot-power-0=", "plot-phases="};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < n_ids; i++) {
         char *p = strstr(check, ids[i]);
         cr_assert_not_null(p, "%s missing in %.300s", ids[i], check);
         int w = 0, h = 0, shapes = 0;
@@ -505,6 +628,164 @@ Test(html, renders_in_chromium_with_plots_and_no_console_errors, .timeout = 120)
     jb_test_proc_free(&pr);
     free(html);
     free(probed);
+}
+
+Test(html, renders_in_chromium_with_plots_and_no_console_errors, .timeout = 120) {
+    char *root = jb_test_tmpdir();
+    char *dir = path_in(root, "base");
+    write_run(dir, &base4);
+    struct jb_test_proc pr;
+    jb_test_run(&pr, "'%s' report '%s' --format html", jb_test_bin(), dir);
+    cr_assert_eq(pr.status, 0, "%s", pr.err);
+    jb_test_proc_free(&pr);
+    char *html = path_in(dir, "report.html");
+    /* Three plots (Pareto, one power trace, phase split). */
+    const char *const ids[] = {"plot-pareto=", "plot-power-0=", "plot-phases="};
+    chromium_check_plots(root, html, ids, 3);
+    free(html);
+    free(dir);
+    jb_test_rmtree(root);
+    free(root);
+}
+
+/* ---- the history trend page ---- */
+
+/* Four runs appended to one history: the third raises generated tokens by 50% and drops
+ * accuracy by 25 points, the fourth is estimated. The page has every plot, rings the
+ * regressions, lists them, keeps measured and estimated energy in plots of their own, and
+ * renders in a browser without console errors. */
+Test(history, trend_page_marks_regressions_and_renders_in_chromium, .timeout = 120) {
+    char *root = jb_test_tmpdir();
+    char *db = path_in(root, "hist/h.sqlite"), *html = path_in(root, "pages/trend.html");
+    struct fixture fx[4] = {base4, base4, base4, base4};
+    fx[2].tokens_scale = 1.5;
+    fx[2].score = score_half;
+    fx[3].energy_source = "estimated:tdp-util";
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "r%d", i);
+        char *dir = path_in(root, name);
+        write_run(dir, &fx[i]);
+        struct jb_test_proc pr;
+        /* --add creates hist/ and the file; --html creates pages/ */
+        jb_test_run(&pr, "'%s' history '%s' --add '%s' --html '%s'", jb_test_bin(), db, dir,
+                    html);
+        cr_assert_eq(pr.status, 0, "%s", pr.err);
+        jb_test_proc_free(&pr);
+        free(dir);
+    }
+    char *page = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(jb_file_read_all(html, &page, NULL, &err), 0, "%s", err.msg);
+    cr_assert(strstr(page, "4 rows over 4 runs, 1 model × suite line."), "%.400s", page);
+    /* Regressions: tokens 4 -> 6 (+50.0%) and accuracy 75 -> 50 (-25.00 pts), both r1 -> r2. */
+    cr_assert(strstr(page, "<h2 class=\"bad\">Regressions</h2>"), "%.2000s", page);
+    cr_assert(strstr(page, "<td>tokens/sample</td><td>abc123def456 → abc123def456</td><td>4"
+                           "</td><td>6</td><td class=\"bad\">+50.0%</td>"),
+              "%.3000s", page);
+    cr_assert(strstr(page, "<td>accuracy (%)</td><td>abc123def456 → abc123def456</td><td>75"
+                           "</td><td>50</td><td class=\"bad\">-25.00 pts</td>"),
+              "%.3000s", page);
+    /* two regressions ringed (accuracy, tokens) and one recovery is no regression */
+    int rings = 0;
+    for (const char *p = page; (p = strstr(p, "class=\"point regression\"")); p++) rings++;
+    cr_assert_eq(rings, 2, "%d rings", rings);
+    /* the estimated run's J/sample sits in the estimated plot only */
+    cr_assert(strstr(page, "tiny / synth-chart at abc123def456: ~4</title>"), "%.200s", page);
+    free(page);
+    const char *const ids[] = {"plot-accuracy=", "plot-energy-measured=",
+                               "plot-energy-estimated=", "plot-tokens=", "plot-flop=",
+                               "plot-cpu="};
+    chromium_check_plots(root, html, ids, 6);
+    free(db);
+    free(html);
+    jb_test_rmtree(root);
+    free(root);
+}
+
+/* A history written before the work counters gets its new columns on the next append; its old
+ * rows have no work figures and the page says so rather than plotting zeros. */
+Test(history, an_older_history_is_migrated_in_place) {
+    char *root = jb_test_tmpdir();
+    char *db = path_in(root, "old.sqlite"), *dir = path_in(root, "r");
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h,
+                              "CREATE TABLE runs (id INTEGER PRIMARY KEY, recorded_at TEXT NOT "
+                              "NULL, git_commit TEXT NOT NULL, run_dir TEXT NOT NULL, model TEXT "
+                              "NOT NULL, suite TEXT NOT NULL, n_samples INTEGER NOT NULL, "
+                              "accuracy REAL NOT NULL, j_per_sample REAL NOT NULL, co2e_g REAL "
+                              "NOT NULL, energy_source TEXT NOT NULL);"
+                              "INSERT INTO runs VALUES (1, '2026-01-01T00:00:00Z', 'old1', '/r', "
+                              "'tiny', 'synth-chart', 4, 0.5, 3.0, 0.1, 'measured:powercap');",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(h);
+    struct jb_test_proc pr;
+    char *html = path_in(root, "t.html");
+    jb_test_run(&pr, "'%s' history '%s' --html '%s'", jb_test_bin(), db, html);
+    cr_assert_eq(pr.status, 0, "%s", pr.err);
+    jb_test_proc_free(&pr);
+    char *page = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(jb_file_read_all(html, &page, NULL, &err), 0, "%s", err.msg);
+    cr_assert(strstr(page, "<h2>Generated tokens per sample (work)</h2>\n<p class=\"none\">"),
+              "%s", page);
+    free(page);
+    write_run(dir, &base4);
+    jb_test_run(&pr, "'%s' history '%s' --add '%s'", jb_test_bin(), db, dir);
+    cr_assert_eq(pr.status, 0, "%s", pr.err);
+    jb_test_proc_free(&pr);
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(h,
+                                    "SELECT git_commit, tokens_out_per_sample, cpu_s_per_sample, "
+                                    "cpu_model FROM runs ORDER BY id",
+                                    -1, &st, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "old1");
+    cr_assert_eq(sqlite3_column_type(st, 1), SQLITE_NULL);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_float_eq(sqlite3_column_double(st, 1), 4.0, 1e-12);
+    cr_assert_float_eq(sqlite3_column_double(st, 2), 2.0, 1e-12);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 3), "Test CPU");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    free(html);
+    free(db);
+    free(dir);
+    jb_test_rmtree(root);
+    free(root);
+}
+
+/* ---- commands create the directories they write into ---- */
+
+Test(outputs, report_compare_and_history_create_missing_directories) {
+    char *root = jb_test_tmpdir();
+    char *dir = path_in(root, "run");
+    write_run(dir, &base4);
+    struct jb_test_proc pr;
+    jb_test_run(&pr,
+                "'%s' report '%s' --out '%s/new/reports' && '%s' compare '%s' '%s' --markdown "
+                "'%s/md/deep/c.md' >/dev/null",
+                jb_test_bin(), dir, root, jb_test_bin(), dir, dir, root);
+    cr_assert_eq(pr.status, 0, "%s", pr.err);
+    jb_test_proc_free(&pr);
+    const char *made[] = {"new/reports/report.md", "new/reports/report.html",
+                          "new/reports/report.csv", "md/deep/c.md"};
+    for (int i = 0; i < 4; i++) {
+        char *p = path_in(root, made[i]);
+        cr_assert_eq(access(p, R_OK), 0, "%s was not written", made[i]);
+        free(p);
+    }
+    /* A directory that cannot be made is still a clear error naming it. */
+    jb_test_run(&pr, "touch '%s/file' && '%s' report '%s' --out '%s/file/sub'", root,
+                jb_test_bin(), dir, root);
+    cr_assert_eq(pr.status, 2, "%s", pr.err);
+    cr_assert(strstr(pr.err, "file/sub/report.md: cannot create a temporary file: Not a directory"),
+              "%s", pr.err);
+    jb_test_proc_free(&pr);
     free(dir);
     jb_test_rmtree(root);
     free(root);

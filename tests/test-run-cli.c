@@ -4,6 +4,7 @@
 #include "tests/jb-test.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,162 @@ Test(run_cli, sigkill_at_three_points_then_resume_matches_an_uninterrupted_run, 
     cr_assert(json_equal(a, b), "the resumed run's scores differ from the uninterrupted run's");
     json_decref(a);
     json_decref(b);
+    jb_test_rmtree(root);
+    free(root);
+}
+
+/* ---- compare on real runs: injected regressions (README "compare") ---- */
+
+typedef void (*sample_edit_fn)(json_t *sample, int index);
+
+/* cp -r src dst, then rewrites dst/samples.jsonl with fn applied to every sample. */
+static void copy_run_edited(const char *src, const char *dst, sample_edit_fn fn) {
+    struct jb_test_proc p;
+    jb_test_run(&p, "rm -rf '%s' && cp -r '%s' '%s'", dst, src, dst);
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    jb_test_proc_free(&p);
+    char in[4200], out[4200];
+    snprintf(in, sizeof in, "%s/samples.jsonl", src);
+    snprintf(out, sizeof out, "%s/samples.jsonl", dst);
+    FILE *f = fopen(in, "r"), *g = fopen(out, "w");
+    cr_assert(f && g);
+    char line[1 << 16];
+    int i = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        cr_assert_not_null(o);
+        if (fn) fn(o, i);
+        i++;
+        char *s = json_dumps(o, JSON_COMPACT);
+        fprintf(g, "%s\n", s);
+        free(s);
+        json_decref(o);
+    }
+    fclose(f);
+    cr_assert_eq(fclose(g), 0);
+}
+
+static void scale_key(json_t *o, const char *key, double k) {
+    json_t *v = json_object_get(o, key);
+    cr_assert(json_is_number(v), "no number '%s'", key);
+    if (json_is_integer(v))
+        json_object_set_new(o, key, json_integer((json_int_t)llround(json_integer_value(v) * k)));
+    else
+        json_object_set_new(o, key, json_real(json_number_value(v) * k));
+}
+
+static void tokens_up_50(json_t *o, int i) {
+    (void)i;
+    scale_key(o, "n_tokens_out", 1.5);
+}
+static void cpu_up_50(json_t *o, int i) {
+    (void)i;
+    scale_key(o, "cpu_s", 1.5);
+}
+static void energy_up_50(json_t *o, int i) {
+    (void)i;
+    scale_key(o, "energy_total_j", 1.5);
+    json_t *e = json_object_get(o, "energy_j");
+    const char *k;
+    json_t *v;
+    json_object_foreach(e, k, v) json_object_set_new(e, k, json_real(json_number_value(v) * 1.5));
+}
+/* The first 7 of 21 samples (a third: 33 points) right in the base copy, wrong in the new one,
+ * whatever the model answered: a drop the exact McNemar test finds (p = 2 x 0.5^7 = 0.016). */
+static void right_first_7(json_t *o, int i) {
+    if (i < 7) json_object_set_new(o, "score", json_real(1.0));
+}
+static void wrong_first_7(json_t *o, int i) {
+    if (i < 7) json_object_set_new(o, "score", json_real(0.0));
+}
+
+static int compare_runs(const char *base, const char *nw, const char *opts, char **out) {
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' compare '%s' '%s' %s", jb_test_bin(), base, nw, opts);
+    size_t l = strlen(p.out) + strlen(p.err) + 1;
+    *out = malloc(l);
+    snprintf(*out, l, "%s%s", p.out, p.err);
+    int st = p.status;
+    jb_test_proc_free(&p);
+    return st;
+}
+
+/* The row of gate name in a compare summary, for the messages. */
+static const char *row_of(const char *md, const char *name) {
+    const char *r = strstr(md, name);
+    cr_assert_not_null(r, "no row '%s' in %s", name, md);
+    return r;
+}
+
+/* Two real runs of the embedded default under the estimate meter (no counters, as on a CI
+ * runner). A copy compared with itself passes; each injected regression — +50% generated
+ * tokens, +50% CPU seconds, +50% estimated J (with --gate-estimated), -33 points accuracy —
+ * is caught by its own gate with exit 1; the two real runs agree on the work exactly. */
+Test(run_cli, injected_regressions_on_real_runs_are_caught_by_their_gates, .timeout = 900) {
+    char *root = jb_test_tmpdir();
+    char a[4096], b[4096], x[4096], y[4096];
+    snprintf(a, sizeof a, "%s/a", root);
+    snprintf(b, sizeof b, "%s/b", root);
+    snprintf(x, sizeof x, "%s/x", root);
+    snprintf(y, sizeof y, "%s/y", root);
+    struct jb_test_proc p;
+    for (int k = 0; k < 2; k++) {
+        jb_test_run(&p,
+                    "'%s' run --out '%s' --limit 7 --idle-s 0 --meter estimate --threads 1 "
+                    "--format md",
+                    jb_test_bin(), k ? b : a);
+        cr_assert_eq(p.status, 0, "%s", p.err);
+        jb_test_proc_free(&p);
+    }
+    char *out = NULL;
+    /* the work counters are in the records */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/samples.jsonl", b);
+    FILE *f = fopen(path, "r");
+    char line[1 << 16];
+    cr_assert(f && fgets(line, sizeof line, f));
+    fclose(f);
+    json_t *s = json_loads(line, 0, NULL);
+    json_t *w = json_object_get(s, "work");
+    cr_assert_gt(json_integer_value(json_object_get(w, "n_crops")), 0, "%s", line);
+    cr_assert_gt(json_number_value(json_object_get(w, "flop_total")), 1e9, "%s", line);
+    cr_assert_gt(json_number_value(json_object_get(w, "weight_bytes_read")), 1e6, "%s", line);
+    cr_assert_gt(json_number_value(json_object_get(s, "cpu_s")), 0, "%s", line);
+    json_decref(s);
+
+    copy_run_edited(b, x, NULL);
+    cr_assert_eq(compare_runs(b, x, "", &out), 0, "a copy against itself: %s", out);
+    free(out);
+    /* two real runs of one commit: the same work to the token and the FLOP */
+    compare_runs(a, b, "", &out);
+    cr_assert(strstr(row_of(out, "| generated tokens/sample |"), "+0.00% (+0.00%, +0.00%)"), "%s",
+              out);
+    cr_assert(strstr(row_of(out, "| GFLOP/sample |"), "+0.00% (+0.00%, +0.00%)"), "%s", out);
+    free(out);
+
+    copy_run_edited(b, x, tokens_up_50);
+    cr_assert_eq(compare_runs(b, x, "", &out), 1, "%s", out);
+    cr_assert(strstr(row_of(out, "| generated tokens/sample |"), "| REGRESSION"), "%s", out);
+    free(out);
+
+    copy_run_edited(b, x, cpu_up_50);
+    cr_assert_eq(compare_runs(b, x, "", &out), 1, "%s", out);
+    cr_assert(strstr(row_of(out, "| CPU s/sample |"), "| REGRESSION"), "%s", out);
+    free(out);
+
+    copy_run_edited(b, x, energy_up_50);
+    cr_assert_eq(compare_runs(b, x, "", &out), 0, "not gated without --gate-estimated: %s", out);
+    free(out);
+    cr_assert_eq(compare_runs(b, x, "--gate-estimated", &out), 1, "%s", out);
+    cr_assert(strstr(row_of(out, "| J/sample |"), "| REGRESSION, estimated"), "%s", out);
+    free(out);
+
+    copy_run_edited(b, x, right_first_7);
+    copy_run_edited(b, y, wrong_first_7);
+    cr_assert_eq(compare_runs(x, y, "", &out), 1, "%s", out);
+    cr_assert(strstr(row_of(out, "| accuracy % |"), "7 right→wrong, 0 wrong→right"), "%s", out);
+    cr_assert(strstr(row_of(out, "| accuracy % |"), "| REGRESSION"), "%s", out);
+    free(out);
     jb_test_rmtree(root);
     free(root);
 }
