@@ -299,9 +299,9 @@ int reports_compare(const struct reports_run *base, const struct reports_run *nw
         ratio_verdict(ge, o->max_energy_rise_pct);
     } else if (o->gate_estimated && base->estimated && nw->estimated && !strcmp(em_b, em_n)) {
         snprintf(ge->rests_on, sizeof ge->rests_on,
-                 "ESTIMATED (%s, model %s) in both runs on '%s': not a measurement",
-                 nw->energy_source, em_n,
-                 reports_json_str(nw->run, "machine.cpu_model", "unknown"));
+                 "ESTIMATED (%s, the same estimate model) in both runs on '%s': not a "
+                 "measurement",
+                 nw->energy_source, reports_json_str(nw->run, "machine.cpu_model", "unknown"));
         ratio_verdict(ge, o->max_energy_rise_pct);
         if (ge->regression)
             snprintf(ge->verdict, sizeof ge->verdict,

@@ -288,3 +288,60 @@ Test(kernels, a_bf16_checkpoint_is_not_expanded_to_f32) {
                  molmo_st_find(m->st, "model.transformer.blocks.1.ff_proj.weight")->data);
     molmo_model_free_weights(m);
 }
+
+/* ---- work counted from the shapes (engine/costs.c) ---- */
+
+/* molmo-tiny-olmo by hand from its config.json and tensor shapes: LLM d 64, 2 layers, 4 heads
+ * of 16 (no GQA), fused FFN 256 rows (inner 128), output head [272, 64]; ViT D 64, MLP 128,
+ * vit_layers [-2, -9] of 10 -> blocks 0..8 run (9), 24 x 24 patches of 588 + CLS; connector
+ * [64, 128] q/k/v, [64, 64] out, projector 128 wide; BF16: 2 bytes per weight. A generation of
+ * 2 crops, a 300-token prompt and 5 generated tokens (4 decode steps). */
+Test(costs, work_of_a_generation_matches_the_hand_count) {
+    const char *g = jb_test_golden_or_skip();
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/molmo-tiny-olmo", g);
+    struct molmo_model *m = NULL;
+    struct jb_err err = {0};
+    struct molmo_load_opts o = {.max_seq = 64};
+    cr_assert_eq(molmo_model_load_weights(&m, dir, &o, &err), 0, "%s", err.msg);
+
+    const double d = 64, L = 2, qkv = 3 * 64, ffn = 256, inner = 128, E = 272;
+    const double llm_macs = L * (qkv * d + d * d + ffn * d + d * inner); /* 81920 */
+    const double head = E * d, attn = 2.0 * 4 * 16 * L;
+    const double D = 64, F = 128, P = 577, np = 576, blocks = 9;
+    const double vit = 2 * np * 588 * D + blocks * (2 * P * (4 * D * D + 2 * D * F) + 4 * P * P * D);
+    const double win = D * 2 * D + 4 * (2 * D * 2 * D) + 8 * D + D * D + 3 * inner * D;
+    const double conn = 2 * win * 144;
+    struct molmo_costs k;
+    molmo_model_costs(m, &k);
+    cr_assert_float_eq(k.llm_macs_per_token, llm_macs, 0.5);
+    cr_assert_float_eq(k.head_macs, head, 0.5);
+    cr_assert_float_eq(k.attn_macs_per_position, attn, 1e-9);
+    cr_assert_float_eq(k.vit_flop_per_crop, vit, 1.0);
+    cr_assert_float_eq(k.connector_flop_per_crop, conn, 1.0);
+    const double vbytes =
+        2 * (D * 588 + blocks * (4 * D * D + 2 * D * F) + 3 * D * 2 * D + D * D + 3 * inner * D);
+    cr_assert_float_eq(k.vision_weight_bytes_per_crop, vbytes, 0.5);
+    cr_assert_float_eq(k.llm_weight_bytes_per_token, 2 * llm_macs, 0.5);
+    cr_assert_float_eq(k.head_bytes, 2 * head, 0.5);
+
+    struct molmo_result r = {.n_crops = 2, .n_prompt_tokens = 300, .n_ids = 5};
+    struct molmo_work w;
+    molmo_work_count(m, &r, &w);
+    const double T = 300, S = 4;
+    cr_assert_float_eq(w.vision_flop, 2 * (vit + conn), 2.0);
+    cr_assert_float_eq(w.prefill_flop, 2 * (T * llm_macs + head + attn * T * (T + 1) / 2), 2.0);
+    /* decode step s (0..3) feeds position T + s, attending to T + s + 1 positions */
+    double dec = 0;
+    for (int s = 0; s < S; s++) dec += 2 * (llm_macs + head + attn * (T + s + 1));
+    cr_assert_float_eq(w.decode_flop, dec, 2.0);
+    cr_assert_float_eq(w.vision_weight_bytes, 2 * vbytes, 1.0);
+    cr_assert_float_eq(w.prefill_weight_bytes, 2 * llm_macs + 2 * head, 1.0);
+    cr_assert_float_eq(w.decode_weight_bytes, S * (2 * llm_macs + 2 * head), 1.0);
+    /* one generated token: no decode step at all */
+    r.n_ids = 1;
+    molmo_work_count(m, &r, &w);
+    cr_assert_float_eq(w.decode_flop, 0, 1e-9);
+    cr_assert_float_eq(w.decode_weight_bytes, 0, 1e-9);
+    molmo_model_free_weights(m);
+}

@@ -323,3 +323,63 @@ Test(run_cli, injected_regressions_on_real_runs_are_caught_by_their_gates, .time
     jb_test_rmtree(root);
     free(root);
 }
+
+/* ---- docs/ci/joulebench-gate.sh, the CI recipe's steps, run as a CI job would ---- */
+
+/* With the built binary standing in for both commits' builds: base and head runs, compare,
+ * the PR comment, the history and its trend page; then a head whose answers are longer (the
+ * base capped at 2 tokens) fails the gate with exit 1, and the history holds both head runs. */
+Test(ci_recipe, gate_script_passes_a_rerun_and_fails_an_injected_regression, .timeout = 900) {
+    char *root = jb_test_tmpdir();
+    const char *src = getenv("JB_SRCDIR");
+    char env[8192];
+    snprintf(env, sizeof env,
+             "JB_BASE_BIN='%s' JB_HEAD_BIN='%s' JB_RUN_ARGS='--limit 1' "
+             "JB_RUN_EXTRA='--idle-s 0 --meter estimate --threads 1' "
+             "JB_HISTORY='%s/keep/history.sqlite'",
+             jb_test_bin(), jb_test_bin(), root);
+    struct jb_test_proc p;
+    jb_test_run(&p, "%s bash '%s/docs/ci/joulebench-gate.sh' base head '%s/w'", env,
+                src ? src : ".", root);
+    cr_assert_eq(p.status, 0, "%s%s", p.out, p.err);
+    cr_assert(strstr(p.out, "joulebench-gate: no significant regression"), "%s", p.out);
+    jb_test_proc_free(&p);
+    const char *files[] = {"w/base/samples.jsonl", "w/head/samples.jsonl", "w/comment.md",
+                           "w/trend.html", "keep/history.sqlite"};
+    for (int i = 0; i < 5; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", root, files[i]);
+        struct stat st;
+        cr_assert_eq(stat(path, &st), 0, "%s missing", files[i]);
+        cr_assert_gt(st.st_size, 0, "%s empty", files[i]);
+    }
+    jb_test_run(&p, "grep -c 'joulebench compare: no significant regression' '%s/w/comment.md'",
+                root);
+    cr_assert_eq(p.status, 0, "%s", p.out);
+    jb_test_proc_free(&p);
+
+    jb_test_run(&p, "%s JB_BASE_RUN_OPTS='--max-tokens 2' bash '%s/docs/ci/joulebench-gate.sh' "
+                "base head '%s/w'",
+                env, src ? src : ".", root);
+    cr_assert_eq(p.status, 1, "%s%s", p.out, p.err);
+    cr_assert(strstr(p.out, "joulebench-gate: REGRESSION"), "%s", p.out);
+    jb_test_proc_free(&p);
+    jb_test_run(&p, "grep -F '| generated tokens/sample |  2 |' '%s/w/comment.md'", root);
+    cr_assert_eq(p.status, 0, "the tokens row: %s", p.out);
+    cr_assert(strstr(p.out, "| REGRESSION (tolerance +5%)"), "%s", p.out);
+    jb_test_proc_free(&p);
+    jb_test_run(&p, "'%s' history '%s/keep/history.sqlite' --suite synth-count", jb_test_bin(),
+                root);
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    int rows = 0;
+    for (char *l = p.out; (l = strstr(l, "model-tiny")); l++) rows++;
+    cr_assert_eq(rows, 2, "two head runs in the history: %s", p.out);
+    jb_test_proc_free(&p);
+    /* bad usage is exit 2 with the usage text */
+    jb_test_run(&p, "bash '%s/docs/ci/joulebench-gate.sh' onlyone", src ? src : ".");
+    cr_assert_eq(p.status, 2);
+    cr_assert(strstr(p.err, "BASE_REF HEAD_REF"), "%s", p.err);
+    jb_test_proc_free(&p);
+    jb_test_rmtree(root);
+    free(root);
+}
