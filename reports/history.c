@@ -243,7 +243,7 @@ static void h_plot(FILE *f, int k, const struct hrow *rows, int n, int n_x, char
         return;
     }
     if (k == H_ACC) ymax = 100;
-    struct reports_frame p = {760, 320, 64, 20, 20, 70, -0.5, n_x - 0.5, 0,
+    struct reports_frame p = {760, 350, 64, 20, 20, 100, -0.5, n_x - 0.5, 0,
                               ymax > 0 ? ymax * 1.15 : 1};
     fprintf(f,
             "<figure><svg id=\"%s\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" "
