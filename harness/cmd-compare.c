@@ -40,7 +40,7 @@ static void usage(void) {
            "  --max-work-rise PCT        tolerated rise of generated tokens and FLOP per sample,\n"
            "                             percent (default 5)\n"
            "  --max-cpu-rise PCT         tolerated rise of CPU seconds per sample, percent\n"
-           "                             (default 10)\n"
+           "                             (default 15)\n"
            "  --allow-different-machines\n"
            "                             gate time and energy of runs of different machines\n"
            "  --markdown FILE            also write the summary to FILE (for a PR comment)\n"

@@ -21,7 +21,7 @@ void reports_compare_opts_init(struct reports_compare_opts *o) {
         .energy_gate_required = false,
         .gate_estimated = false,
         .max_work_rise_pct = 5.0,
-        .max_cpu_rise_pct = 10.0,
+        .max_cpu_rise_pct = 15.0,
         .cpu_gate_required = false,
         .allow_different_machines = false,
         .seed = 20241015,

@@ -14,8 +14,9 @@
 #                    e.g. "--model models/small --suite chartqa --data data --limit 50"
 #   JB_RUN_EXTRA     added to both runs (default: --idle-s 0 --threads 2)
 #   JB_BASE_RUN_OPTS, JB_HEAD_RUN_OPTS   added to one run only
-#   JB_COMPARE_OPTS  added to `compare` (default: --gate-estimated, since CI runners
-#                    rarely expose energy counters; both runs are on this one machine)
+#   JB_COMPARE_OPTS  added to `compare` (default none: accuracy, work and CPU time are
+#                    gated, and measured energy where the runner has counters; add
+#                    --gate-estimated on a dedicated runner, see docs/ci.md)
 #   JB_HISTORY       the SQLite history to append to (default WORK_DIR/history.sqlite)
 #   JB_BASE_BIN, JB_HEAD_BIN   prebuilt joulebench binaries: skip building that side
 #   JB_SRC           the joulebench checkout to build from (default: this script's repository)
@@ -31,7 +32,7 @@ work=${3:-.joulebench-ci}
 src=${JB_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 run_args=${JB_RUN_ARGS:---limit 10}
 run_extra=${JB_RUN_EXTRA:---idle-s 0 --threads 2}
-compare_opts=${JB_COMPARE_OPTS:---gate-estimated}
+compare_opts=${JB_COMPARE_OPTS:-}
 history=${JB_HISTORY:-$work/history.sqlite}
 jobs=$(nproc 2>/dev/null || echo 2)
 
