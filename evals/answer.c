@@ -1,13 +1,11 @@
+/* Answer extraction (evals.md §3) as Molmo's evaluator does it: blank lines are lines of the
+ * most-frequent-line vote, and whitespace is Python's (NBSP, em space ... included). */
 #include "config.h"
 
-#include "evals/evals.h"
+#include "evals/evals-impl.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static int is_space(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
 
 /* Copies s[0..n) into a new string with whitespace runs collapsed to one space and trimmed. */
 static char *collapse(const char *s, size_t n) {
@@ -15,38 +13,41 @@ static char *collapse(const char *s, size_t n) {
     if (!out) return NULL;
     size_t o = 0;
     int pending_space = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (is_space(s[i])) {
+    for (size_t i = 0; i < n;) {
+        size_t k = evals_space_len(s + i, n - i);
+        if (k) {
             pending_space = o > 0;
+            i += k;
             continue;
         }
         if (pending_space) out[o++] = ' ';
         pending_space = 0;
-        out[o++] = s[i];
+        out[o++] = s[i++];
     }
     out[o] = '\0';
     return out;
 }
 
-static char *most_frequent_line(const char *text) {
+/* The most frequent line of text[0..n) (whitespace collapsed in each), ties to the earliest. */
+static char *most_frequent_line(const char *text, size_t n) {
     size_t n_lines = 1;
-    for (const char *p = text; *p; p++) n_lines += *p == '\n';
+    for (size_t i = 0; i < n; i++) n_lines += text[i] == '\n';
     char **lines = calloc(n_lines, sizeof *lines);
     if (!lines) return NULL;
     size_t k = 0;
     char *best = NULL;
-    for (const char *p = text;;) {
-        const char *e = strchr(p, '\n');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
+    for (const char *p = text, *end = text + n;;) {
+        const char *e = memchr(p, '\n', (size_t)(end - p));
+        size_t len = e ? (size_t)(e - p) : (size_t)(end - p);
         char *l = collapse(p, len);
         if (!l) goto out;
         lines[k++] = l;
         if (!e) break;
         p = e + 1;
     }
+    /* every line votes, blank ones too: "14\n\nWhy.\n\nSo 14" answers "" (blank twice) */
     size_t best_count = 0, best_i = 0;
     for (size_t i = 0; i < k; i++) {
-        if (!lines[i][0]) continue;
         size_t c = 0;
         for (size_t j = 0; j < k; j++) c += strcmp(lines[i], lines[j]) == 0;
         if (c > best_count) { /* strictly greater: ties keep the earliest line */
@@ -69,6 +70,9 @@ char *evals_answer_extract(const char *text) {
         const char *b = strstr(a, tag);
         return collapse(a, b ? (size_t)(b - a) : strlen(a));
     }
-    if (strchr(text, '\n')) return most_frequent_line(text);
-    return collapse(text, strlen(text));
+    /* the decoded text is trimmed first: a leading or trailing newline makes no blank line */
+    size_t s = 0, e = strlen(text);
+    evals_trim(text, &s, &e);
+    if (memchr(text + s, '\n', e - s)) return most_frequent_line(text + s, e - s);
+    return collapse(text + s, e - s);
 }

@@ -28,6 +28,15 @@ static inline uint64_t evals_rand_below(uint64_t *state, uint64_t n) {
 /* Lowercases UTF-8 s code point by code point (utf8proc simple case mapping); malloc'd. */
 char *evals_utf8_lower(const char *s);
 
+/* Whitespace as the peers' Python sees it (str.isspace(), str.strip(), str.split(), regex \s):
+ * ASCII whitespace, U+001C..U+001F, U+0085 and the Unicode separators Zs, Zl, Zp (NBSP,
+ * the em space, U+3000 ...). evals_space_len: the bytes of such a character at s[0..n), else
+ * 0 (invalid UTF-8 is not whitespace); evals_space_before: the same for the character ending
+ * at s[n]; evals_trim: narrows [*a, *b) of s past whitespace at both ends. */
+size_t evals_space_len(const char *s, size_t n);
+size_t evals_space_before(const char *s, size_t n);
+void evals_trim(const char *s, size_t *a, size_t *b);
+
 /* Pointing: parses the predicted points (percent coordinates) of a Molmo answer. *pts is
  * malloc'd (x, y pairs), *n their number, *n_elements the number of <point>/<points>
  * elements. Returns 0 or JB_ENOMEM. */

@@ -28,10 +28,12 @@ struct jb_err;
 /* ---------------------------------------------------------------------------------------------
  * Answer extraction (evals.md §3) */
 
-/* The answer string a metric receives from decoded model text (evals.md §3): the text between
- * the first and second "Answer:" if there is one; else, for several lines, the most frequent
- * line after collapsing whitespace (ties: the earliest; blank lines ignored); else the text with
- * whitespace runs collapsed. Always trimmed. Returns a malloc'd string, NULL when out of memory. */
+/* The answer string a metric receives from decoded model text (evals.md §3, as Molmo's
+ * evaluator does it): the text between the first and second "Answer:" if there is one; else,
+ * for several lines of the trimmed text, the most frequent line after collapsing whitespace
+ * (ties: the earliest; blank lines vote too, so a blank line can win); else the text with
+ * whitespace runs collapsed. Whitespace is Python's (str.isspace: NBSP, em space, U+3000 ...
+ * too). Always trimmed. Returns a malloc'd string, NULL when out of memory. */
 char *evals_answer_extract(const char *text);
 
 /* ---------------------------------------------------------------------------------------------
@@ -93,6 +95,11 @@ struct evals_refs {
     size_t n_regions;
     int width, height;
 };
+
+/* What metric m reads of generated text: the extracted answer (§3), or for exact_count and
+ * pointing_f1 the raw text trimmed. The record's "prediction". malloc'd; NULL when out of
+ * memory. */
+char *evals_metric_input(enum evals_metric m, const char *generated);
 
 /* Scores the generated text: extracts the answer (§3, or the trimmed raw text for counting and
  * pointing) and applies metric m. Fails only for out-of-memory or unusable references
@@ -210,6 +217,8 @@ int evals_sample_width(const struct evals_sample *x);  /* 0 when unknown */
 int evals_sample_height(const struct evals_sample *x);
 /* "human"/"augmented" (ChartQA), "degraded" (MMMU items sent without their image), or "". */
 const char *evals_sample_subset(const struct evals_sample *x);
+/* What this sample's metric reads of generated text (evals_metric_input). */
+char *evals_sample_prediction(const struct evals_sample *x, const char *generated);
 /* Scores generated text against this sample (evals_score_text with its references). */
 int evals_sample_score(const struct evals_sample *x, const char *generated,
                        struct evals_score *out, struct jb_err *err);

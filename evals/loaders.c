@@ -1147,6 +1147,10 @@ int evals_sample_width(const struct evals_sample *x) { return x->width; }
 int evals_sample_height(const struct evals_sample *x) { return x->height; }
 const char *evals_sample_subset(const struct evals_sample *x) { return x->subset; }
 
+char *evals_sample_prediction(const struct evals_sample *x, const char *generated) {
+    return evals_metric_input(x->metric, generated);
+}
+
 int evals_sample_score(const struct evals_sample *x, const char *generated,
                        struct evals_score *out, struct jb_err *err) {
     struct evals_refs r = {

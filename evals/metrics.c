@@ -90,6 +90,28 @@ static bool py_space(utf8proc_int32_t c) {
            cat == UTF8PROC_CATEGORY_ZP;
 }
 
+size_t evals_space_len(const char *s, size_t n) {
+    if (n == 0) return 0;
+    unsigned char c0 = (unsigned char)s[0];
+    if (c0 < 0x80) return py_space(c0) ? 1 : 0;
+    utf8proc_int32_t c;
+    utf8proc_ssize_t r = utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &c);
+    return r > 0 && py_space(c) ? (size_t)r : 0;
+}
+
+size_t evals_space_before(const char *s, size_t n) {
+    if (n == 0) return 0;
+    size_t start = n - 1; /* back over at most 3 continuation bytes to the lead byte */
+    while (start > 0 && n - start < 4 && ((unsigned char)s[start] & 0xC0) == 0x80) start--;
+    return evals_space_len(s + start, n - start) == n - start ? n - start : 0;
+}
+
+void evals_trim(const char *s, size_t *a, size_t *b) {
+    size_t k;
+    while (*a < *b && (k = evals_space_len(s + *a, *b - *a)) > 0) *a += k;
+    while (*b > *a && (k = evals_space_before(s + *a, *b - *a)) > 0) *b -= k;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * relaxed_accuracy */
 
@@ -311,10 +333,18 @@ char *evals_vqa_digits_articles(const char *s) {
         return NULL;
     }
     size_t o = 0;
-    char *save = NULL;
-    static const char ws[] = " \t\n\r\f\v";
-    for (char *w = strtok_r(low, ws, &save); w; w = strtok_r(NULL, ws, &save)) {
-        const char *word = w;
+    /* str.split(): runs of (Unicode) whitespace separate the words */
+    for (size_t i = 0; i < n;) {
+        size_t k = evals_space_len(low + i, n - i);
+        if (k) {
+            i += k;
+            continue;
+        }
+        size_t e = i, sep = 0;
+        while (e < n && !(sep = evals_space_len(low + e, n - e))) e++;
+        low[e] = '\0'; /* the separator's first byte (or the end) ends the word */
+        const char *word = low + i;
+        i = e + sep;
         static const char *const digits[] = {"0", "1", "2", "3", "4", "5",
                                              "6", "7", "8", "9", "10"};
         if (strcmp(word, "none") == 0) word = "0";
@@ -337,11 +367,10 @@ char *evals_vqa_digits_articles(const char *s) {
     return out;
 }
 
-/* s with \n and \t made spaces, then trimmed (ASCII whitespace, as str.strip() on such text). */
+/* s with \n and \t made spaces, then trimmed of whitespace (str.strip(): Unicode too). */
 static char *vqa_clean(const char *s) {
     size_t a = 0, b = strlen(s);
-    while (a < b && is_ascii_space((unsigned char)s[a])) a++;
-    while (b > a && is_ascii_space((unsigned char)s[b - 1])) b--;
+    evals_trim(s, &a, &b);
     char *t = strndup(s + a, b - a);
     if (t)
         for (char *p = t; *p; p++)
@@ -434,17 +463,18 @@ static int mc_rules(const char *s) {
     int last = -1;
     for (size_t k = 0; k + 6 <= n; k++) {
         if (strncasecmp(s + k, "answer", 6) != 0) continue;
-        size_t j = k + 6;
+        size_t j = k + 6, w;
         size_t sp = j;
-        while (j < n && is_ascii_space((unsigned char)s[j])) j++;
-        if (j + 2 <= n && s[j] == 'i' && s[j + 1] == 's' && j > sp) {
+        while (j < n && (w = evals_space_len(s + j, n - j))) j += w;
+        /* "is" in any case, as "answer" ("ANSWER IS C") */
+        if (j + 2 <= n && (s[j] | 0x20) == 'i' && (s[j + 1] | 0x20) == 's' && j > sp) {
             j += 2;
             size_t sp2 = j;
-            while (j < n && is_ascii_space((unsigned char)s[j])) j++;
+            while (j < n && (w = evals_space_len(s + j, n - j))) j += w;
             if (j == sp2) continue;
         } else if (j < n && s[j] == ':') {
             j++;
-            while (j < n && is_ascii_space((unsigned char)s[j])) j++;
+            while (j < n && (w = evals_space_len(s + j, n - j))) j += w;
             if (j < n && s[j] == '(') {
                 if (!(j + 2 < n + 0 && is_upper(s[j + 1]) && s[j + 2] == ')')) continue;
                 j++;
@@ -521,13 +551,12 @@ bool evals_count_parse(const char *text, long long *count) {
     if (!t) return false;
     bool ok = false;
     size_t a = 0, b = strlen(t);
-    while (a < b && is_ascii_space((unsigned char)t[a])) a++;
-    while (b > a && is_ascii_space((unsigned char)t[b - 1])) b--;
+    evals_trim(t, &a, &b);
     while (b > a && t[b - 1] == '.') b--;
-    while (b > a && is_ascii_space((unsigned char)t[b - 1])) b--;
-    /* (1), (2): the last whitespace-separated token */
+    evals_trim(t, &a, &b);
+    /* (1), (2): the last whitespace-separated token (Unicode whitespace, as str.split()) */
     size_t ts = b;
-    while (ts > a && !is_ascii_space((unsigned char)t[ts - 1])) ts--;
+    while (ts > a && !evals_space_before(t + a, ts - a)) ts--;
     if (b > ts) {
         if (parse_int(t + ts, b - ts, count)) {
             ok = true;
@@ -570,9 +599,13 @@ out:
 
 static char *trimmed(const char *s) {
     size_t a = 0, b = strlen(s);
-    while (a < b && is_ascii_space((unsigned char)s[a])) a++;
-    while (b > a && is_ascii_space((unsigned char)s[b - 1])) b--;
+    evals_trim(s, &a, &b);
     return strndup(s + a, b - a);
+}
+
+char *evals_metric_input(enum evals_metric m, const char *generated) {
+    bool raw = m == EVALS_METRIC_EXACT_COUNT || m == EVALS_METRIC_POINTING_F1;
+    return raw ? trimmed(generated) : evals_answer_extract(generated);
 }
 
 int evals_score_text(enum evals_metric m, const char *generated, const struct evals_refs *r,
@@ -581,8 +614,7 @@ int evals_score_text(enum evals_metric m, const char *generated, const struct ev
     if (m != EVALS_METRIC_POINTING_F1 && r->n_refs == 0)
         return jb_err_set(err, JB_EINVAL, "%s: no reference to score against",
                           evals_metric_name(m));
-    bool raw = m == EVALS_METRIC_EXACT_COUNT || m == EVALS_METRIC_POINTING_F1;
-    char *ans = raw ? trimmed(generated) : evals_answer_extract(generated);
+    char *ans = evals_metric_input(m, generated);
     if (!ans) return jb_err_set(err, JB_ENOMEM, "out of memory scoring an answer");
     int rc = 0;
     switch (m) {

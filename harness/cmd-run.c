@@ -221,7 +221,7 @@ static int eval(void *user, const struct run_item *it, struct run_answer *a, str
     struct evals_score sc;
     if ((rc = evals_sample_score(x, r.text ? r.text : "", &sc, err))) goto out;
     a->text = strdup(r.text ? r.text : "");
-    a->prediction = evals_answer_extract(r.text ? r.text : "");
+    a->prediction = evals_sample_prediction(x, r.text ? r.text : "");
     a->score = sc.score;
     a->invalid = sc.invalid;
     a->n_tokens_in = (long long)r.n_prompt_tokens;

@@ -60,7 +60,8 @@ enum { RUN_PHASE_PREPROCESS, RUN_PHASE_VISION, RUN_PHASE_PREFILL, RUN_PHASE_DECO
 /* What eval() reports for one sample. */
 struct run_answer {
     char *text;       /* decoded text (malloc'd, freed by the loop) */
-    char *prediction; /* the extracted answer the metric saw (malloc'd, freed by the loop) */
+    char *prediction; /* what the metric read: the extracted answer, or for counting and
+                       * pointing the trimmed text (malloc'd, freed by the loop) */
     double score;     /* 0..1 */
     bool invalid;     /* no answer could be read */
     long long n_tokens_in, n_tokens_out;

@@ -2,6 +2,8 @@
 
 #include "evals/evals.h"
 
+#include "common/jb-err.h"
+
 #include "tests/jb-test.h"
 
 #include <stdlib.h>
@@ -409,4 +411,84 @@ Test(intervals, bootstrap_is_seeded_and_brackets_the_mean) {
     evals_ci95(c, 5, false, 1, &lo3, &hi3);
     NEAR(lo3, 0.4);
     NEAR(hi3, 0.4);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Fidelity to Molmo's evaluator and the peers' Python (issue: one truth per number). Each case
+ * is worked by hand from the rule it names. */
+
+/* The score of generated text against one reference, through the whole path (extraction and
+ * metric). */
+static double evals_score_simple(enum evals_metric m, const char *generated, const char *ref) {
+    struct evals_refs r = {.refs = (const char *const[]){ref}, .n_refs = 1};
+    struct evals_score sc;
+    struct jb_err err = {0};
+    cr_assert_eq(evals_score_text(m, generated, &r, &sc, &err), 0, "%s", err.msg);
+    return sc.score;
+}
+
+/* Molmo's evaluator votes with every line, blank ones too: in
+ * '14\n\nBecause the chart shows 14.\n\nSo 14' the blank line appears twice, "14" once, so the
+ * answer is "" and the question scores 0 (joulebench used to skip blank lines and answer 14). */
+Test(fidelity, blank_lines_vote_in_the_most_frequent_line) {
+    check("14\n\nBecause the chart shows 14.\n\nSo 14", "");
+    NEAR(evals_score_simple(EVALS_METRIC_RELAXED_ACCURACY,
+                            "14\n\nBecause the chart shows 14.\n\nSo 14", "14"),
+         0.0);
+    /* the text is trimmed first: outer newlines make no blank line */
+    check("\n\n14\n", "14");
+    check("7\n\n7\n\n", "7"); /* trimmed: "7", "", "7": 7 twice */
+}
+
+/* NBSP (U+00A0), the em space (U+2003) and U+3000 are whitespace to str.strip()/split():
+ * '14\u00a0' vs 14 scores 1 with every peer. */
+Test(fidelity, unicode_whitespace_trims_collapses_and_splits) {
+    check("14\xc2\xa0", "14");
+    check("\xe2\x80\x83two\xe3\x80\x80\xc2\xa0words\xe2\x80\x83", "two words");
+    NEAR(evals_score_simple(EVALS_METRIC_RELAXED_ACCURACY, "14\xc2\xa0", "14"), 1.0);
+    NEAR(evals_score_simple(EVALS_METRIC_ANLS, "\xc2\xa0Paris\xe2\x80\x83", "paris"), 1.0);
+    /* vqa: str.split() on an em space separates "the" from "dog", then "the" is dropped */
+    NEAR(evals_vqa_accuracy_molmo("the\xe2\x80\x83" "dog", REFS("dog", "dog", "dog")), 1.0);
+    /* exact_count: the last token after an NBSP is the count */
+    long long n = -1;
+    cr_assert(evals_count_parse("a total of\xc2\xa0" "5\xc2\xa0", &n));
+    cr_assert_eq(n, 5);
+    /* mc_letter: "answer is" with an NBSP between the words */
+    cr_assert_eq(evals_mc_letter("The answer\xc2\xa0is\xc2\xa0" "C", NULL, 0), 2);
+    /* the number grammar stays ASCII: an Arabic-Indic digit is no digit */
+    double v;
+    cr_assert(!evals_parse_pyfloat("\xd9\xa1", &v));
+    /* a lone continuation byte or invalid UTF-8 is not whitespace */
+    check("a\x80" "b", "a\x80" "b");
+}
+
+/* The three mc_letter readings evals.md left open, decided in the README: a bracketed letter
+ * "[C]" is that letter (as "(C)"), "answer:C" without a space is C, and "ANSWER IS C" is C
+ * ("answer" and "is" in any case, as the peers' case-insensitive patterns read it). */
+Test(fidelity, mc_letter_open_readings) {
+    cr_assert_eq(evals_mc_letter("[C]", NULL, 0), 2);
+    cr_assert_eq(evals_mc_letter("answer:C", NULL, 0), 2);
+    cr_assert_eq(evals_mc_letter("ANSWER IS C", NULL, 0), 2);
+    cr_assert_eq(evals_mc_letter("Answer Is C.", NULL, 0), 2);
+}
+
+/* ANLS at exactly 0.5 scores 0 (Molmo and the ANLS paper: NL < 0.5 scores 1 - NL), not 0.5 as
+ * lmms-eval and VLMEvalKit have it: "ab" vs "ac" is lev 1 / 2 = 0.5. */
+Test(fidelity, anls_exactly_one_half_scores_zero) {
+    NEAR(evals_anls("ab", REFS("ac")), 0.0);
+    NEAR(evals_anls("abcd", REFS("abxy")), 0.0); /* 2/4 */
+}
+
+/* The record's prediction is what the metric read: for counting and pointing the raw text,
+ * trimmed (not the most frequent line), for the others the extracted answer. */
+Test(fidelity, prediction_is_what_the_metric_read) {
+    const char *text = " Counting the <points x1=\"10.0\" y1=\"20.0\" x2=\"30.0\" y2=\"40.0\" "
+                       "alt=\"dots\">dots</points>\nshows a total of 2.\n";
+    char *p = evals_metric_input(EVALS_METRIC_EXACT_COUNT, text);
+    cr_assert_str_eq(p, "Counting the <points x1=\"10.0\" y1=\"20.0\" x2=\"30.0\" y2=\"40.0\" "
+                        "alt=\"dots\">dots</points>\nshows a total of 2.");
+    free(p);
+    p = evals_metric_input(EVALS_METRIC_RELAXED_ACCURACY, "a\nb\nb");
+    cr_assert_str_eq(p, "b");
+    free(p);
 }
