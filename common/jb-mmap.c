@@ -89,6 +89,13 @@ out:
     return rc;
 }
 
+char *jb_path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
 int jb_mkdir_p(const char *dir, struct jb_err *err) {
     char *p = strdup(dir);
     if (!p) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);

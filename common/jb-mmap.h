@@ -26,6 +26,10 @@ void jb_mmap_close(struct jb_mmap *map);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer; *len_out may be NULL. */
 int jb_file_read_all(const char *path, char **out, size_t *len_out, struct jb_err *err);
 
+/* "dir/name", malloc'd (NULL when out of memory). name is always taken as relative to dir,
+ * even when it starts with '/': a file named inside a checkpoint or dataset stays inside it. */
+char *jb_path_join(const char *dir, const char *name);
+
 /* Creates dir and its missing parents (mode 0755), like `mkdir -p`; an existing directory is
  * fine. The error names the component that could not be created. */
 int jb_mkdir_p(const char *dir, struct jb_err *err);

@@ -13,5 +13,7 @@ common_libjbcommon_a_SOURCES = \
 	common/jb-npy.h \
 	common/jb-pool.c \
 	common/jb-pool.h \
+	common/jb-stats.c \
+	common/jb-stats.h \
 	common/jb-time.c \
 	common/jb-time.h

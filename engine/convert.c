@@ -129,13 +129,6 @@ static const void **linear_weights(const struct molmo_model *m, size_t *n) {
     return p;
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* Writes shard `path` holding tensors [a, b) of s in file order. */
 static int write_shard(const struct molmo_st_set *s, size_t a, size_t b, const char *path,
                        const enum molmo_dtype *to, size_t align, void *buf, float *f32,
@@ -231,7 +224,7 @@ static int copy_other_files(const char *src, const char *dst, struct jb_err *err
     struct dirent *de;
     while (!rc && (de = readdir(d))) {
         if (de->d_name[0] == '.' || is_weight_file(de->d_name)) continue;
-        char *from = join(src, de->d_name), *to = join(dst, de->d_name);
+        char *from = jb_path_join(src, de->d_name), *to = jb_path_join(dst, de->d_name);
         struct stat st;
         char *data = NULL;
         size_t len = 0;
@@ -305,7 +298,7 @@ int molmo_convert(const char *src, const char *dst, const struct molmo_convert_o
     for (int k = 0; k < n_shards && !rc; k++) {
         char name[64];
         snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k + 1, n_shards);
-        shard[k] = join(dst, name);
+        shard[k] = jb_path_join(dst, name);
         if (!shard[k]) {
             rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dst);
             break;
@@ -322,7 +315,7 @@ int molmo_convert(const char *src, const char *dst, const struct molmo_convert_o
                             "weight_map", wmap);
     char *text = idx ? json_dumps(idx, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     json_decref(idx);
-    char *ipath = join(dst, "model.safetensors.index.json");
+    char *ipath = jb_path_join(dst, "model.safetensors.index.json");
     if (!text || !ipath)
         rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dst);
     else

@@ -30,13 +30,6 @@ const char *molmo_phase_name(enum molmo_phase p) {
     return (unsigned)p < MOLMO_N_PHASES ? names[p] : "?";
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static int lookup_token(const struct molmo_tokenizer *tok, const char *content, int32_t *out,
                         const char *path, struct jb_err *err) {
     *out = molmo_tokenizer_token_id(tok, content);
@@ -49,8 +42,8 @@ int molmo_model_load(struct molmo_model **out, const char *dir, const struct mol
                      struct jb_err *err) {
     *out = NULL;
     struct molmo_gen_ctx *g = calloc(1, sizeof *g);
-    char *pp_path = join(dir, "preprocessor_config.json");
-    char *tok_path = join(dir, "tokenizer.json");
+    char *pp_path = jb_path_join(dir, "preprocessor_config.json");
+    char *tok_path = jb_path_join(dir, "tokenizer.json");
     struct molmo_tokenizer *tok = NULL;
     struct molmo_model *m = NULL;
     int rc = 0;
@@ -148,7 +141,7 @@ struct dump {
 
 static int save(const char *dir, const char *name, enum jb_npy_dtype dt, int ndim, size_t d0,
                 size_t d1, size_t d2, const void *data, struct jb_err *err) {
-    char *path = join(dir, name);
+    char *path = jb_path_join(dir, name);
     if (!path) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
     size_t shape[3] = {d0, d1, d2};
     int rc = jb_npy_save(path, dt, ndim, shape, data, err);

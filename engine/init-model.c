@@ -8,6 +8,7 @@
 
 #include "common/jb-err.h"
 #include "common/jb-mmap.h"
+#include "common/jb-stats.h"
 #include "engine/molmo.h"
 
 #include <errno.h>
@@ -255,14 +256,6 @@ static int tensor_list(struct tlist *l, const struct dims *m) {
     return rc;
 }
 
-/* SplitMix64 (Steele, Lea, Flood 2014). */
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* FNV-1a 64: each tensor's stream depends on the seed and its name only, not on list order. */
 static uint64_t fnv1a(const char *s) {
     uint64_t h = 0xCBF29CE484222325ull;
@@ -301,7 +294,7 @@ static void gen_next(struct gen *g, float *out, size_t n) {
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        uint64_t u = splitmix64(&g->s) >> 40;            /* 24 bits */
+        uint64_t u = jb_splitmix64(&g->s) >> 40;            /* 24 bits */
         float v = (float)u * (1.0f / 8388608.0f) - 1.0f; /* [-1, 1), exact */
         out[i] = v * g->a;
     }

@@ -8,6 +8,7 @@
 #include "engine/torchbin-impl.h"
 
 #include "common/jb-json.h"
+#include "common/jb-mmap.h"
 
 #include <sys/stat.h>
 
@@ -250,16 +251,9 @@ out:
     return rc;
 }
 
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* The released MolmoE-1B layout: one pytorch_model.bin, read by the restricted unpickler. */
 static int open_torchbin(struct molmo_st_set *s, const char *dir, struct jb_err *err) {
-    char *path = path_join(dir, "pytorch_model.bin");
+    char *path = jb_path_join(dir, "pytorch_model.bin");
     s->files = calloc(1, sizeof *s->files);
     if (!path || !s->files) {
         free(path);
@@ -305,7 +299,7 @@ static int open_torchbin(struct molmo_st_set *s, const char *dir, struct jb_err 
 int molmo_st_open(struct molmo_st_set **out, const char *dir, struct jb_err *err) {
     *out = NULL;
     struct molmo_st_set *s = calloc(1, sizeof *s);
-    char *ipath = path_join(dir, "model.safetensors.index.json");
+    char *ipath = jb_path_join(dir, "model.safetensors.index.json");
     json_t *idx = NULL;
     int rc = 0;
     if (!s || !ipath) {
@@ -314,7 +308,7 @@ int molmo_st_open(struct molmo_st_set **out, const char *dir, struct jb_err *err
     }
     struct stat st;
     if (stat(ipath, &st) != 0) {
-        char *bin = path_join(dir, "pytorch_model.bin");
+        char *bin = jb_path_join(dir, "pytorch_model.bin");
         bool have_bin = bin && stat(bin, &st) == 0;
         free(bin);
         if (have_bin) {
@@ -353,7 +347,7 @@ int molmo_st_open(struct molmo_st_set **out, const char *dir, struct jb_err *err
         if (found) continue;
         struct st_file *f = &s->files[s->n_files];
         f->name = strdup(fname);
-        f->path = path_join(dir, fname);
+        f->path = jb_path_join(dir, fname);
         s->n_files++;
         if (!f->name || !f->path) {
             rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", ipath);

@@ -4,26 +4,12 @@
 
 #include "evals/evals.h"
 
+#include "common/jb-stats.h"
+
 #include <stdint.h>
 
 extern const char *const evals_vqa_contractions[][2];
 extern const int evals_vqa_n_contractions;
-
-/* SplitMix64 (Steele, Lea, Flood 2014): the only PRNG of evals (bootstrap and synth). */
-static inline uint64_t evals_splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-/* Uniform integer in [0, n) (n > 0), by rejection so every value is equally likely. */
-static inline uint64_t evals_rand_below(uint64_t *state, uint64_t n) {
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t r;
-    do r = evals_splitmix64(state);
-    while (r >= limit);
-    return r % n;
-}
 
 /* Lowercases UTF-8 s code point by code point (utf8proc simple case mapping); malloc'd. */
 char *evals_utf8_lower(const char *s);

@@ -128,11 +128,6 @@ char *evals_vqa_digits_articles(const char *s);
 /* ---------------------------------------------------------------------------------------------
  * Aggregation and intervals */
 
-/* 95% interval of the mean of scores[0..n): Wilson's score interval when binary, else the
- * percentile bootstrap (2000 resamples, SplitMix64 seeded with seed). n == 0 gives [0, 0]. */
-void evals_ci95(const double *scores, size_t n, bool binary, uint64_t seed, double *lo,
-                double *hi);
-
 struct evals_agg;
 struct evals_summary {
     size_t n;               /* scores added */

@@ -54,9 +54,10 @@ static char *xasprintf(const char *fmt, ...) {
     return s;
 }
 
-static char *path_join(const char *a, const char *b) {
-    if (b[0] == '/') return strdup(b);
-    return xasprintf("%s/%s", a, b);
+/* A dataset file's path: an absolute path in the dataset's own records is kept as it is (some
+ * official files name images absolutely), else it is taken in dir. */
+static char *path_join(const char *dir, const char *b) {
+    return b[0] == '/' ? strdup(b) : jb_path_join(dir, b);
 }
 
 static bool readable(const char *path) { return access(path, R_OK) == 0; }

@@ -1,57 +1,14 @@
-/* 95% intervals and the per-metric aggregate. */
+/* The per-metric aggregate; its interval is common/jb-stats.c's, the one every command uses. */
 #include "config.h"
 
 #include "evals/evals-impl.h"
 
 #include "common/jb-err.h"
+#include "common/jb-stats.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define BOOTSTRAP_RESAMPLES 2000
-/* Fixed so that two runs over the same scores report the same interval. */
-#define AGG_BOOTSTRAP_SEED 0x6a6f756c6562ULL /* "jouleb" */
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-void evals_ci95(const double *scores, size_t n, bool binary, uint64_t seed, double *lo,
-                double *hi) {
-    *lo = *hi = 0.0;
-    if (n == 0) return;
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += scores[i];
-    double p = sum / (double)n;
-    if (binary) {
-        /* Wilson score interval (Wilson 1927), z = the 97.5% normal quantile */
-        const double z = 1.959963984540054;
-        double z2n = z * z / (double)n;
-        double centre = (p + z2n / 2.0) / (1.0 + z2n);
-        double half = z / (1.0 + z2n) * sqrt(p * (1.0 - p) / (double)n + z2n / (4.0 * (double)n));
-        *lo = centre - half < 0.0 ? 0.0 : centre - half;
-        *hi = centre + half > 1.0 ? 1.0 : centre + half;
-        return;
-    }
-    /* percentile bootstrap over samples */
-    double *means = malloc(BOOTSTRAP_RESAMPLES * sizeof *means);
-    if (!means) {
-        *lo = *hi = p;
-        return;
-    }
-    uint64_t st = seed;
-    for (int b = 0; b < BOOTSTRAP_RESAMPLES; b++) {
-        double s = 0.0;
-        for (size_t i = 0; i < n; i++) s += scores[evals_rand_below(&st, n)];
-        means[b] = s / (double)n;
-    }
-    qsort(means, BOOTSTRAP_RESAMPLES, sizeof *means, cmp_double);
-    *lo = means[(int)(0.025 * BOOTSTRAP_RESAMPLES)];
-    *hi = means[(int)(0.975 * BOOTSTRAP_RESAMPLES) - 1];
-    free(means);
-}
 
 struct evals_agg {
     enum evals_metric metric;
@@ -107,8 +64,8 @@ void evals_agg_summary(const struct evals_agg *a, struct evals_summary *out) {
     double sum = 0.0;
     for (size_t i = 0; i < a->n; i++) sum += a->scores[i];
     out->mean = sum / (double)a->n;
-    evals_ci95(a->scores, a->n, evals_metric_is_binary(a->metric), AGG_BOOTSTRAP_SEED,
-               &out->ci95_lo, &out->ci95_hi);
+    jb_ci95(a->scores, a->n, evals_metric_is_binary(a->metric), &out->ci95_lo, &out->ci95_hi,
+            NULL);
     out->close_rate = (double)a->n_close / (double)a->n;
     out->precision = a->sum_p / (double)a->n;
     out->recall = a->sum_r / (double)a->n;

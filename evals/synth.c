@@ -69,11 +69,11 @@ static uint64_t fnv1a(const char *s) {
 /* hash(suite, version, seed) of evals.md §6 */
 static void seed_rng(struct synth *S, const char *suite, uint64_t seed) {
     uint64_t st = fnv1a(suite) ^ ((uint64_t)SYNTH_VERSION << 56);
-    S->rng = evals_splitmix64(&st) ^ seed;
+    S->rng = jb_splitmix64(&st) ^ seed;
 }
 
 static int rnd(struct synth *S, int lo, int hi) { /* inclusive */
-    return lo + (int)evals_rand_below(&S->rng, (uint64_t)(hi - lo + 1));
+    return lo + (int)jb_rand_below(&S->rng, (uint64_t)(hi - lo + 1));
 }
 
 /* Records rel (under the suite directory) in the manifest. */

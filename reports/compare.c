@@ -9,6 +9,7 @@
 #include "reports/reports-impl.h"
 
 #include "common/jb-err.h"
+#include "common/jb-stats.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -254,7 +255,7 @@ int reports_compare(const struct reports_run *base, const struct reports_run *nw
     for (int k = 0; k < B; k++) {
         double sa = 0, sn2 = 0, xb[N_COST] = {0}, xn[N_COST] = {0};
         for (int i = 0; i < np; i++) {
-            int j = (int)reports_rng_below(&st, (uint64_t)np);
+            int j = (int)jb_rand_below(&st, (uint64_t)np);
             sa += acc_b[j];
             sn2 += acc_n[j];
             for (int m = 0; m < N_COST; m++) {

@@ -43,13 +43,6 @@ struct reports_record {
     json_t *done;    /* "model\037suite\037id" -> true */
 };
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static char *sample_key(const char *model, const char *suite, const char *id) {
     size_t n = strlen(model) + strlen(suite) + strlen(id) + 3;
     char *k = malloc(n);
@@ -60,7 +53,7 @@ static char *sample_key(const char *model, const char *suite, const char *id) {
 /* Opens power.csv for appending: a new file gets the header; with resume, a last row cut
  * short is cut off and the largest t_s is remembered. */
 static int power_open(struct reports_record *w, bool resume, struct jb_err *err) {
-    char *path = join(w->dir, "power.csv");
+    char *path = jb_path_join(w->dir, "power.csv");
     if (!path) return jb_err_set(err, JB_ENOMEM, "out of memory");
     int rc = 0;
     long good = 0;
@@ -103,7 +96,7 @@ int reports_record_open(struct reports_record **out, const char *dir, bool resum
         goto out;
     }
     if ((rc = jb_mkdir_p(dir, err))) goto out;
-    path = join(dir, "samples.jsonl");
+    path = jb_path_join(dir, "samples.jsonl");
     if (!path) {
         rc = jb_err_set(err, JB_ENOMEM, "out of memory");
         goto out;
@@ -259,7 +252,7 @@ int reports_record_summary(struct reports_record *w, const json_t *run, struct j
         if (strcmp(key, "schema_version") && strcmp(key, "results")) json_object_set(out, key, v);
     }
     json_object_set_new(out, "results", reports_results_json(&r));
-    char *path = join(w->dir, "run.json");
+    char *path = jb_path_join(w->dir, "run.json");
     char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | REPORTS_JSON_PRECISION);
     if (!path || !text) {
         rc = jb_err_set(err, JB_ENOMEM, "out of memory");

@@ -40,6 +40,7 @@ struct reports_group {
     int n;
     bool binary; /* every score is 0 or 1 */
     double score_sum, accuracy, ci_lo, ci_hi; /* accuracy and its 95% interval, 0..1 */
+    const char *ci_method;                    /* "wilson" or "bootstrap" (jb_ci95) */
     double time_s[N_PHASES], energy_j[N_PHASES];
     double time_total_s, energy_total_j, energy_above_idle_j, energy_bound_j;
     double j_per_sample, j_per_sample_above_idle, score_per_kj, co2e_g;
@@ -80,13 +81,6 @@ int reports_run_summarize(struct reports_run *r, struct jb_err *err);
 
 /* ---- statistics (stats.c) ---- */
 
-/* SplitMix64: the one PRNG of reports/ (fixed seeds make bootstrap verdicts reproducible). */
-uint64_t reports_rng_next(uint64_t *state);
-/* Uniform integer in [0, n). */
-uint64_t reports_rng_below(uint64_t *state, uint64_t n);
-
-/* Wilson score interval for k successes in n trials at 95% (z = 1.959964). */
-void reports_wilson(int k, int n, double *lo, double *hi);
 /* Two-sided exact McNemar p-value: binomial test of b successes in b + c trials, p = 1/2. */
 double reports_mcnemar_p(int b, int c);
 /* The q-quantile (0..1) of sorted v[0..n-1], linear interpolation between order statistics. */

@@ -7,6 +7,7 @@
 #include "common/jb-err.h"
 #include "common/jb-json.h"
 #include "common/jb-mmap.h"
+#include "common/jb-stats.h"
 
 #include <errno.h>
 #include <math.h>
@@ -198,18 +199,16 @@ int reports_run_summarize(struct reports_run *r, struct jb_err *err) {
         if (w->n_crops < 0) w->n_crops = NAN;
         if (w->n_image_tokens < 0) w->n_image_tokens = NAN;
         g->accuracy = g->score_sum / g->n;
-        if (g->binary) {
-            reports_wilson((int)lround(g->score_sum), g->n, &g->ci_lo, &g->ci_hi);
-        } else {
-            /* Normal interval of the mean score (the sample sd over n - 1), clamped to 0..1. */
-            double ss = 0;
-            for (int i = 0; i < r->n_s; i++)
-                if (!strcmp(r->s[i].model, g->model) && !strcmp(r->s[i].suite, g->suite))
-                    ss += (r->s[i].score - g->accuracy) * (r->s[i].score - g->accuracy);
-            double half = g->n > 1 ? 1.959964 * sqrt(ss / (g->n - 1) / g->n) : 0;
-            g->ci_lo = fmax(0, g->accuracy - half);
-            g->ci_hi = fmin(1, g->accuracy + half);
-        }
+        /* the interval `score` gives the same scores (common/jb-stats.c): Wilson for 0/1
+         * scores, else the fixed-seed bootstrap */
+        double *sc = malloc((size_t)g->n * sizeof *sc);
+        if (!sc) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", r->dir);
+        size_t k = 0;
+        for (int i = 0; i < r->n_s; i++)
+            if (!strcmp(r->s[i].model, g->model) && !strcmp(r->s[i].suite, g->suite))
+                sc[k++] = r->s[i].score;
+        jb_ci95(sc, k, g->binary, &g->ci_lo, &g->ci_hi, &g->ci_method);
+        free(sc);
         /* energy.md §2: above idle = total - P_idle * duration, never below zero. */
         g->energy_above_idle_j = fmax(0, g->energy_total_j - r->idle_power_w * g->time_total_s);
         g->j_per_sample = g->energy_total_j / g->n;
@@ -361,7 +360,7 @@ json_t *reports_results_json(const struct reports_run *r) {
         json_object_set_new(o, "accuracy", json_real(g->accuracy));
         json_object_set_new(o, "accuracy_ci95", json_pack("[f,f]", g->ci_lo, g->ci_hi));
         json_object_set_new(o, "accuracy_ci95_method",
-                            json_string(g->binary ? "wilson" : "normal"));
+                            json_string(g->ci_method));
         json_object_set_new(o, "time_total_s", json_real(g->time_total_s));
         json_object_set_new(o, "time_s", phases_json(g->time_s));
         json_object_set_new(o, "energy_total_j", json_real(g->energy_total_j));

@@ -1,44 +1,10 @@
-/* The statistics behind reports and compare: accuracy intervals, McNemar's exact test,
- * quantiles and the bootstrap's PRNG. */
+/* The statistics of compare beside common/jb-stats.c (the PRNG and the accuracy intervals):
+ * McNemar's exact test and quantiles. */
 #include "config.h"
 
 #include "reports/reports-impl.h"
 
 #include <math.h>
-
-/* SplitMix64 (Steele, Lea, Flood 2014), the finaliser constants of the published version. */
-uint64_t reports_rng_next(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-uint64_t reports_rng_below(uint64_t *state, uint64_t n) {
-    /* Rejection sampling so that every value is equally likely. */
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do x = reports_rng_next(state);
-    while (x >= limit);
-    return x % n;
-}
-
-/* Wilson (1927): centre (p + z²/2n) / (1 + z²/n),
- * half-width z / (1 + z²/n) * sqrt(p(1-p)/n + z²/4n²). */
-void reports_wilson(int k, int n, double *lo, double *hi) {
-    if (n <= 0) {
-        *lo = 0;
-        *hi = 1;
-        return;
-    }
-    const double z = 1.959963984540054;
-    double p = (double)k / n, z2 = z * z;
-    double denom = 1 + z2 / n;
-    double centre = (p + z2 / (2.0 * n)) / denom;
-    double half = z / denom * sqrt(p * (1 - p) / n + z2 / (4.0 * n * n));
-    *lo = fmax(0, centre - half);
-    *hi = fmin(1, centre + half);
-}
 
 /* Exact McNemar: under H0 the b discordant pairs of one kind are Binomial(b + c, 1/2);
  * p = min(1, 2 * P(X <= min(b, c))), summed in log space so n in the thousands is fine. */

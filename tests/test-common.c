@@ -5,6 +5,7 @@
 #include "common/jb-log.h"
 #include "common/jb-mmap.h"
 #include "common/jb-npy.h"
+#include "common/jb-stats.h"
 #include "common/jb-time.h"
 
 #include "tests/jb-test.h"
@@ -12,6 +13,7 @@
 #include <criterion/redirect.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -317,3 +319,35 @@ Test(mmap, mkdir_p_creates_parents_and_names_the_failing_component) {
     jb_test_rmtree(dir);
     free(dir);
 }
+
+/* ---- jb-stats: the one interval per score type ---- */
+
+Test(stats, wilson_matches_the_textbook_values) {
+    /* 5/10: centre .5, half = 1.96/1.38415 * sqrt(.025 + .38415/40) = .26341 */
+    double s10[10] = {1, 1, 1, 1, 1, 0, 0, 0, 0, 0}, lo, hi;
+    jb_ci95(s10, 10, true, &lo, &hi, NULL);
+    cr_assert(fabs(lo - 0.23659) < 1e-4 && fabs(hi - 0.76341) < 1e-4, "[%f, %f]", lo, hi);
+    /* 20/20: lower bound (1 + z^2/40)/(1 + z^2/20) - 1.96/1.19207 * .049 = .83887 */
+    double s20[20];
+    for (int i = 0; i < 20; i++) s20[i] = 1;
+    jb_ci95(s20, 20, true, &lo, &hi, NULL);
+    cr_assert(fabs(lo - 0.83887) < 1e-4 && hi <= 1.0 && hi > 0.9999, "[%f, %f]", lo, hi);
+}
+
+Test(stats, bootstrap_is_seeded_and_brackets_the_mean) {
+    double s[50], lo1, hi1, lo2, hi2, lo3, hi3;
+    for (int i = 0; i < 50; i++) s[i] = (i % 7) / 6.0;
+    const char *m1 = NULL;
+    jb_ci95(s, 50, false, &lo1, &hi1, &m1);
+    jb_ci95(s, 50, false, &lo2, &hi2, NULL);
+    cr_assert_str_eq(m1, "bootstrap");
+    cr_assert(lo1 == lo2 && hi1 == hi2);
+    double mean = 0;
+    for (int i = 0; i < 50; i++) mean += s[i] / 50;
+    cr_assert(lo1 < mean && mean < hi1 && lo1 > 0.3 && hi1 < 0.7, "[%f %f] %f", lo1, hi1, mean);
+    double c[5] = {.4, .4, .4, .4, .4};
+    jb_ci95(c, 5, false, &lo3, &hi3, NULL);
+    cr_assert_float_eq(lo3, 0.4, 1e-12);
+    cr_assert_float_eq(hi3, 0.4, 1e-12);
+}
+

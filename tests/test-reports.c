@@ -790,3 +790,53 @@ Test(outputs, report_compare_and_history_create_missing_directories) {
     jb_test_rmtree(root);
     free(root);
 }
+
+/* ---- one interval per score type: `score` and `run`/`report` agree ---- */
+
+static double score_anls_mix(int i) {
+    return i % 3 == 0 ? 0.75 : 1.0; /* "abcd" vs "abce": lev 1 of 4 */
+}
+
+/* The same partial-credit scores get the same 95% interval from `score` (a predictions file)
+ * and from the run's records (run.json results, which `report` shows): the fixed-seed
+ * bootstrap of common/jb-stats.c, not a normal interval in one and a bootstrap in the other. */
+Test(intervals, score_and_run_records_give_partial_credit_the_same_interval) {
+    char *root = jb_test_tmpdir();
+    char *dir = path_in(root, "run"), *preds = path_in(root, "p.jsonl");
+    struct fixture fx = base4;
+    fx.n = 30;
+    fx.score = score_anls_mix;
+    write_run(dir, &fx);
+    FILE *f = fopen(preds, "w");
+    for (int i = 0; i < 30; i++)
+        fprintf(f, "{\"id\": \"q%03d\", \"prediction\": \"%s\", \"references\": [\"abce\"]}\n", i,
+                i % 3 == 0 ? "abcd" : "abce");
+    fclose(f);
+    struct jb_test_proc pr;
+    jb_test_run(&pr, "'%s' score --metric anls --predictions '%s' --json '%s/s.json'",
+                jb_test_bin(), preds, root);
+    cr_assert_eq(pr.status, 0, "%s", pr.err);
+    jb_test_proc_free(&pr);
+    char *sj = path_in(root, "s.json"), *rj = path_in(dir, "run.json");
+    json_t *s = json_load_file(sj, 0, NULL), *r = json_load_file(rj, 0, NULL);
+    cr_assert(s && r);
+    json_t *res = json_array_get(json_object_get(r, "results"), 0);
+    double slo = json_number_value(json_array_get(json_object_get(s, "ci95"), 0));
+    double shi = json_number_value(json_array_get(json_object_get(s, "ci95"), 1));
+    double rlo = json_number_value(json_array_get(json_object_get(res, "accuracy_ci95"), 0));
+    double rhi = json_number_value(json_array_get(json_object_get(res, "accuracy_ci95"), 1));
+    cr_assert_float_eq(json_number_value(json_object_get(s, "mean")),
+                       json_number_value(json_object_get(res, "accuracy")), 1e-12);
+    cr_assert(slo < shi && slo > 0.8 && shi < 1.0, "score: [%f, %f]", slo, shi);
+    cr_assert_float_eq(rlo, slo, 1e-12, "run.json %f vs score %f", rlo, slo);
+    cr_assert_float_eq(rhi, shi, 1e-12, "run.json %f vs score %f", rhi, shi);
+    cr_assert_str_eq(json_string_value(json_object_get(res, "accuracy_ci95_method")), "bootstrap");
+    json_decref(s);
+    json_decref(r);
+    free(sj);
+    free(rj);
+    free(dir);
+    free(preds);
+    jb_test_rmtree(root);
+    free(root);
+}
