@@ -39,6 +39,18 @@ struct meter_backend {
 
 /* Each backend's open: 0 and *out, or a JB_E* code with the reason a user can act on in err
  * (JB_EPERM for permissions, JB_EUNSUPPORTED for "this machine has none"). */
+/* The backends in order of preference: the one table of their names (meter.c, probe.c). cpu:
+ * it meters the CPU (auto takes the first CPU backend that opens, then every GPU one). */
+typedef int (*meter_open_fn)(struct meter_backend **, const struct meter_opts *, struct jb_err *);
+struct meter_backend_entry {
+    const char *name;
+    enum meter_source source;
+    meter_open_fn open;
+    bool cpu;
+};
+extern const struct meter_backend_entry meter_backend_table[];
+extern const int meter_n_backends;
+
 int backend_powercap_open(struct meter_backend **out, const struct meter_opts *o,
                           struct jb_err *err);
 int backend_perf_open(struct meter_backend **out, const struct meter_opts *o, struct jb_err *err);

@@ -80,6 +80,19 @@ const char *meter_source_name(enum meter_source s) {
     return s == METER_SOURCE_MEASURED ? "measured" : "estimated";
 }
 
+/* energy.md §5: measured:<backends>, or estimated:tdp-util for the estimate (the name of its
+ * model rather than of the backend). */
+const char *meter_energy_label(const struct meter *m, char *buf, size_t len) {
+    const char *bk = meter_backend_name(m);
+    snprintf(buf, len, "%s:%s", meter_source_name(meter_source(m)),
+             !strcmp(bk, "estimate") ? "tdp-util" : bk);
+    return buf;
+}
+
+bool meter_label_is_measured(const char *label) {
+    return label && !strncmp(label, "measured:", 9);
+}
+
 const char *meter_domain_kind_name(enum meter_domain_kind k) {
     static const char *const names[] = {"package", "core", "uncore", "dram",
                                         "psys",    "gpu",  "other"};
@@ -210,20 +223,14 @@ static int add_backend(struct meter *m, struct meter_backend *be, struct jb_err 
     return 0;
 }
 
-typedef int (*open_fn)(struct meter_backend **, const struct meter_opts *, struct jb_err *);
-
-static const struct {
-    const char *name;
-    open_fn open;
-    bool cpu;
-} backends[] = {
-    {"powercap", backend_powercap_open, true},
-    {"perf", backend_perf_open, true},
-    {"papi", backend_papi_open, true},
-    {"nvml", backend_nvml_open, false},
-    {"estimate", backend_estimate_open, true},
+const struct meter_backend_entry meter_backend_table[] = {
+    {"powercap", METER_SOURCE_MEASURED, backend_powercap_open, true},
+    {"perf", METER_SOURCE_MEASURED, backend_perf_open, true},
+    {"papi", METER_SOURCE_MEASURED, backend_papi_open, true},
+    {"nvml", METER_SOURCE_MEASURED, backend_nvml_open, false},
+    {"estimate", METER_SOURCE_ESTIMATED, backend_estimate_open, true},
 };
-#define N_BACKENDS (int)(sizeof backends / sizeof backends[0])
+const int meter_n_backends = (int)(sizeof meter_backend_table / sizeof meter_backend_table[0]);
 
 /* Which domains the totals count: psys if present (it contains the packages), else every
  * package and dram; GPUs always. Core, uncore and the rest are breakdown only (energy.md 2). */
@@ -281,27 +288,27 @@ int meter_open(struct meter **out, const struct meter_opts *opts, struct jb_err 
     struct meter_backend *be = NULL;
     if (want) {
         int i = 0;
-        while (i < N_BACKENDS && strcmp(backends[i].name, want) != 0) i++;
-        if (i == N_BACKENDS) {
+        while (i < meter_n_backends && strcmp(meter_backend_table[i].name, want) != 0) i++;
+        if (i == meter_n_backends) {
             rc = jb_err_set(err, JB_EINVAL,
                             "unknown meter '%s' (known: auto, powercap, perf, papi, nvml, "
                             "estimate)", want);
             goto out;
         }
-        rc = backends[i].open(&be, o, err);
+        rc = meter_backend_table[i].open(&be, o, err);
         if (rc < 0) {
             jb_err_prefix(err, "meter %s", want);
             goto out;
         }
         if ((rc = add_backend(m, be, err)) < 0) goto out;
     } else {
-        for (int i = 0; i < N_BACKENDS && m->n_be == 0; i++) {
-            if (!backends[i].cpu) continue;
+        for (int i = 0; i < meter_n_backends && m->n_be == 0; i++) {
+            if (!meter_backend_table[i].cpu) continue;
             struct jb_err e = {0};
-            if (backends[i].open(&be, o, &e) == 0) {
+            if (meter_backend_table[i].open(&be, o, &e) == 0) {
                 if ((rc = add_backend(m, be, err)) < 0) goto out;
             } else {
-                note_add(m, backends[i].name, &e);
+                note_add(m, meter_backend_table[i].name, &e);
             }
         }
         if (!o->no_gpu) {

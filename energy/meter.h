@@ -31,6 +31,13 @@ enum meter_source {
 /* "measured" or "estimated". */
 const char *meter_source_name(enum meter_source s);
 
+struct meter;
+/* The label every record carries (energy.md §5): "measured:<backends>" ("measured:powercap",
+ * "measured:powercap+nvml") or "estimated:tdp-util"; written into buf (64 bytes do), returned. */
+const char *meter_energy_label(const struct meter *m, char *buf, size_t len);
+/* Whether a label of meter_energy_label says measured (anything else is not a measurement). */
+bool meter_label_is_measured(const char *label);
+
 enum meter_domain_kind {
     METER_DOMAIN_PACKAGE, /* a CPU package (socket) */
     METER_DOMAIN_CORE,    /* the cores of a package: inside PACKAGE */

@@ -10,20 +10,10 @@
 #include <string.h>
 
 int meter_backends_probe(struct meter_backend_status *out, int max, const char *sysfs_root) {
-    static const struct {
-        const char *name;
-        enum meter_source source;
-        int (*open)(struct meter_backend **, const struct meter_opts *, struct jb_err *);
-    } all[] = {
-        {"powercap", METER_SOURCE_MEASURED, backend_powercap_open},
-        {"perf", METER_SOURCE_MEASURED, backend_perf_open},
-        {"papi", METER_SOURCE_MEASURED, backend_papi_open},
-        {"nvml", METER_SOURCE_MEASURED, backend_nvml_open},
-        {"estimate", METER_SOURCE_ESTIMATED, backend_estimate_open},
-    };
     struct meter_opts o = {.sysfs_root = sysfs_root};
     int n = 0;
-    for (size_t i = 0; i < sizeof all / sizeof all[0] && n < max; i++, n++) {
+    const struct meter_backend_entry *all = meter_backend_table;
+    for (int i = 0; i < meter_n_backends && n < max; i++, n++) {
         struct meter_backend_status *st = &out[n];
         struct meter_backend *b = NULL;
         struct jb_err e = {0};

@@ -555,11 +555,7 @@ static int run(int argc, char **argv) {
         status = harness_fail("--region: %s", err.msg);
         goto out;
     }
-    /* energy.md §5 labels: measured:<backend>, or estimated:tdp-util for the estimate. */
-    const char *bk = meter_backend_name(e.meter);
-    snprintf(e.energy_source, sizeof e.energy_source, "%s:%s",
-             meter_source(e.meter) == METER_SOURCE_MEASURED ? "measured" : "estimated",
-             !strcmp(bk, "estimate") ? "tdp-util" : bk);
+    meter_energy_label(e.meter, e.energy_source, sizeof e.energy_source);
     if (meter_source(e.meter) != METER_SOURCE_MEASURED)
         fprintf(stderr, "joulebench run: ESTIMATED energy: this machine has no readable energy "
                         "counters (see 'joulebench meters'); figures are marked '~'\n");
@@ -630,7 +626,8 @@ static int run(int argc, char **argv) {
             items[i].refs = refs + i * 8;
             items[i].n_refs = nr;
         }
-        struct run_ops ops = {&e, eval, drain_power, e.energy_source};
+        struct run_ops ops = {&e, eval, drain_power, e.energy_source,
+                              meter_source(e.meter) == METER_SOURCE_ESTIMATED};
         struct run_loop_opts lopt = {.summary_every = 10, .progress_base = done_before};
         int done = 0;
         if (harness_run_loop(w, runj, items, (int)k, &ops, &lopt, prog, &done, &err) < 0)

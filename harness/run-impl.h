@@ -84,7 +84,8 @@ struct run_ops {
     int (*eval)(void *user, const struct run_item *it, struct run_answer *a, struct jb_err *err);
     /* Appends the power trace gathered since the last call to power.csv; may be NULL. */
     int (*drain_power)(void *user, struct reports_record *w, struct jb_err *err);
-    const char *energy_source; /* "measured:powercap", "estimated:tdp-util", ... */
+    const char *energy_source; /* the records' label: meter_energy_label() */
+    bool estimated;            /* the figures are an estimate (the progress line marks them ~) */
 };
 
 struct run_loop_opts {

@@ -58,7 +58,7 @@ int harness_run_loop(struct reports_record *w, const json_t *run, const struct r
     int base = o ? o->progress_base : 0;
     int rc = 0, since = 0, n_new = 0;
     double score_sum = 0, energy_sum = 0;
-    bool estimated = ops->energy_source && ops->energy_source[0] != 'm';
+    bool estimated = ops->estimated;
     *done = 0;
     for (int i = 0; i < n && !rc; i++) {
         const struct run_item *it = &items[i];

@@ -804,3 +804,37 @@ Test(perf, a_power_pmu_without_usable_events_says_so) {
     jb_test_rmtree(dir);
     free(dir);
 }
+
+/* The one label function: what run records carry and what decides "estimated". */
+Test(labels, energy_label_names_source_and_backend) {
+    struct meter *m = NULL;
+    struct jb_err err = {0};
+    struct meter_opts o = {.backend = "estimate"};
+    cr_assert_eq(meter_open(&m, &o, &err), 0, "%s", err.msg);
+    char buf[64];
+    cr_assert_str_eq(meter_energy_label(m, buf, sizeof buf), "estimated:tdp-util");
+    cr_assert(!meter_label_is_measured(buf));
+    meter_close(m);
+    cr_assert(meter_label_is_measured("measured:powercap"));
+    cr_assert(!meter_label_is_measured("measuredX"));
+    cr_assert(!meter_label_is_measured(NULL));
+}
+
+/* `meters` and meter_open read one table: every backend `meters` lists can be asked for by
+ * name, and the names are those the README gives. */
+Test(labels, meters_and_open_share_the_backend_names) {
+    struct meter_backend_status st[METER_MAX_BACKENDS];
+    int n = meter_backends_probe(st, METER_MAX_BACKENDS, NULL);
+    const char *want[] = {"powercap", "perf", "papi", "nvml", "estimate"};
+    cr_assert_eq(n, 5);
+    for (int i = 0; i < n; i++) {
+        cr_assert_str_eq(st[i].name, want[i]);
+        struct meter *m = NULL;
+        struct jb_err err = {0};
+        struct meter_opts o = {.backend = st[i].name};
+        int rc = meter_open(&m, &o, &err);
+        /* an unavailable backend fails for its own reason, never as an unknown name */
+        cr_assert(rc == 0 || !strstr(err.msg, "unknown"), "%s: %s", st[i].name, err.msg);
+        meter_close(m);
+    }
+}

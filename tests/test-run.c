@@ -130,7 +130,7 @@ static int run_child(const char *dir, struct fake f) {
         if (reports_record_open(&w, dir, true, &err)) _exit(3);
         json_t *run = json_pack("{s:s, s:{s:s}}", "status", "running", "meter", "energy_source",
                                 "measured:fake");
-        struct run_ops ops = {&f, fake_eval, fake_drain, "measured:fake"};
+        struct run_ops ops = {&f, fake_eval, fake_drain, "measured:fake", false};
         struct run_loop_opts o = {.summary_every = 4};
         int done = 0;
         int rc = harness_run_loop(w, run, items, N_ITEMS, &ops, &o, NULL, &done, &err);
