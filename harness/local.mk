@@ -31,3 +31,7 @@ JB_ALL_LIBS = harness/libharness.a $(REPORTS_LIBS) $(EVALS_LIBS) $(ENGINE_LIBS) 
 bin_PROGRAMS += joulebench
 joulebench_SOURCES = harness/main.c
 joulebench_LDADD = $(JB_ALL_LIBS)
+
+# The files that include jb-build-info.h need it made first, also for `make joulebench` alone
+# (BUILT_SOURCES only applies to `make all` and `make check`).
+$(harness_libharness_a_OBJECTS): jb-build-info.h

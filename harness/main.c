@@ -5,6 +5,7 @@
 
 #include "common/jb-log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,7 +26,8 @@ static void usage(void) {
            "1 a negative verdict (compare found a regression), 2 error.\n");
 }
 
-int main(int argc, char **argv) {
+/* The global options, then the command. */
+static int dispatch(int argc, char **argv) {
     int level = JB_LOG_WARN, i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
@@ -76,4 +78,16 @@ int main(int argc, char **argv) {
         return 2;
     }
     return c->run(argc - i, argv + i);
+}
+
+/* Every command's output reaches its file, or the command fails: a full disk under
+ * `joulebench report ... > file` is exit 2 with the reason, never a silent short file. */
+int main(int argc, char **argv) {
+    int rc = dispatch(argc, argv);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "joulebench: cannot write the standard output: %s\n",
+                strerror(errno ? errno : EIO));
+        return 2;
+    }
+    return rc;
 }

@@ -184,3 +184,19 @@ Test(man, the_page_renders_without_warnings) {
     cr_assert_str_eq(p.err, "", "groff warnings: %s", p.err);
     jb_test_proc_free(&p);
 }
+
+/* A full disk under `> file`: the command fails with exit 2 and says so. */
+Test(cli, a_failed_write_of_stdout_is_exit_two_with_the_reason) {
+    struct jb_test_proc p;
+    jb_test_run(&p, "'%s' --help > /dev/full", jb_test_bin());
+    cr_assert_eq(p.status, 2, "%s", p.err);
+    cr_assert(strstr(p.err, "cannot write the standard output: No space left on device"), "%s",
+              p.err);
+    jb_test_proc_free(&p);
+    jb_test_run(&p, "'%s' suites --json > /dev/full", jb_test_bin());
+    cr_assert_eq(p.status, 2, "%s", p.err);
+    jb_test_proc_free(&p);
+    jb_test_run(&p, "'%s' suites > /dev/null", jb_test_bin());
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    jb_test_proc_free(&p);
+}
