@@ -3,7 +3,7 @@
  * no more memory than its mapping. */
 #include "config.h"
 
-#include "engine/convert-impl.h"
+#include "engine/molmo.h"
 #include "engine/model-impl.h"
 
 #include "common/jb-json.h"

@@ -5,7 +5,7 @@
 
 #include "engine/image-impl.h"
 #include "engine/model-impl.h"
-#include "engine/tokenizer-impl.h"
+#include "engine/molmo.h"
 
 #include "common/jb-mmap.h"
 #include "common/jb-npy.h"

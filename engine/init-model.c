@@ -4,12 +4,11 @@
  * tiny checkpoints use for their small ViT. */
 #include "config.h"
 
-#include "engine/init-model-impl.h"
+#include "engine/molmo.h"
 
 #include "common/jb-err.h"
 #include "common/jb-mmap.h"
 #include "common/jb-stats.h"
-#include "engine/molmo.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -4,14 +4,12 @@ engine_libengine_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS) $(
 engine_libengine_a_SOURCES = \
 	engine/config.c \
 	engine/costs.c \
-	engine/convert-impl.h \
 	engine/convert.c \
 	engine/dispatch.c \
 	engine/dtype.c \
 	engine/generate.c \
 	engine/image-impl.h \
 	engine/image.c \
-	engine/init-model-impl.h \
 	engine/init-model.c \
 	engine/kernels-impl.h \
 	engine/kernels.c \
@@ -26,9 +24,7 @@ engine_libengine_a_SOURCES = \
 	engine/simd-avx2.c \
 	engine/simd-avx512.c \
 	engine/simd-scalar.c \
-	engine/tokenizer-impl.h \
 	engine/tokenizer.c \
-	engine/torchbin-impl.h \
 	engine/torchbin.c \
 	engine/vision.c
 ENGINE_LIBS = engine/libengine.a $(OPENBLAS_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(PCRE2_LIBS) \

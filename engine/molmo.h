@@ -183,4 +183,212 @@ struct molmo_work {
 void molmo_work_count(const struct molmo_model *m, const struct molmo_result *r,
                       struct molmo_work *out);
 
+/* ---- tokenizer.json: byte-level BPE (engine/tokenizer.c) --------------------------------- */
+
+/* byte-level BPE tokenizers as Hugging Face `tokenizers` reads them from a
+ * tokenizer.json (molmo.md §3.1). Qwen2, dolma2 (cl100k) and GPT-NeoX style
+ * files: added tokens, NFC, Split/ByteLevel pre-tokenizers, merges by rank, byte alphabet.
+ *
+ *     struct molmo_tokenizer *tok = NULL;
+ *     if (molmo_tokenizer_load(&tok, "dir/tokenizer.json", &err) < 0) return err.code;
+ *     int32_t *ids; size_t n;
+ *     if (molmo_tokenizer_encode(tok, " User: Hi Assistant:", 20, &ids, &n, &err) == 0) ...
+ *     free(ids); molmo_tokenizer_free(tok);
+ *
+ * A loaded tokenizer is immutable: encode, decode and token_id may run on several threads at
+ * once (each encode call keeps its own scratch and word cache).
+ */
+
+struct molmo_tokenizer; /* opaque */
+
+/* Loads a Hugging Face tokenizer.json (byte-level BPE). A feature of the file this
+ * implementation does not reproduce exactly (another model type, normalizer, pre-tokenizer,
+ * decoder, truncation, ...) is a JB_EUNSUPPORTED error naming the file and the field; a
+ * malformed file is JB_EFORMAT naming the file (and line:column for JSON syntax). */
+int molmo_tokenizer_load(struct molmo_tokenizer **out, const char *path, struct jb_err *err);
+void molmo_tokenizer_free(struct molmo_tokenizer *tok); /* NULL is a no-op */
+
+/* Encodes UTF-8 text of len bytes as tokenizer.encode(text, add_special_tokens=False) does:
+ * added tokens matched inside the text, normalizer, pre-tokenizer, BPE. *ids is malloc'd (NULL
+ * with *n_ids = 0 for empty output). Invalid UTF-8 is JB_EINVAL naming the byte offset. */
+int molmo_tokenizer_encode(const struct molmo_tokenizer *tok, const char *text, size_t len,
+                           int32_t **ids, size_t *n_ids, struct jb_err *err);
+
+/* Decodes ids to UTF-8 (malloc'd, NUL-terminated). skip_special drops added tokens marked
+ * special. An id outside the vocabulary is an error naming it. As `tokenizers` does, bytes
+ * that do not form valid UTF-8 (a multi-byte character cut between ids) become U+FFFD. */
+int molmo_tokenizer_decode(const struct molmo_tokenizer *tok, const int32_t *ids, size_t n,
+                           bool skip_special, char **text, struct jb_err *err);
+
+/* Like molmo_tokenizer_decode but the raw bytes, without the U+FFFD repair (for streaming
+ * output token by token); *len_out gets the length, the buffer is still NUL-terminated. */
+int molmo_tokenizer_decode_bytes(const struct molmo_tokenizer *tok, const int32_t *ids, size_t n,
+                                 bool skip_special, char **bytes, size_t *len_out,
+                                 struct jb_err *err);
+
+/* The id of a token looked up by content ("<im_patch>", "<|endoftext|>"), in added_tokens
+ * first, then the vocabulary (byte-level form, "Ġthe"); -1 if absent. */
+int32_t molmo_tokenizer_token_id(const struct molmo_tokenizer *tok, const char *content);
+
+/* Number of ids the tokenizer knows (max id + 1 over vocab and added tokens). */
+size_t molmo_tokenizer_n_ids(const struct molmo_tokenizer *tok);
+
+/* Whether id is an added token marked "special" (false for other or unknown ids). */
+bool molmo_tokenizer_is_special(const struct molmo_tokenizer *tok, int32_t id);
+
+/* ---- PyTorch .bin checkpoints, read without running them (engine/torchbin.c) ------------- */
+
+/* PyTorch `torch.save` checkpoints (`pytorch_model.bin`, as MolmoE-1B ships)
+ * read in C, without Python and without running anything the file asks for.
+ *
+ *     struct molmo_torchbin *tb;
+ *     if (molmo_torchbin_open(&tb, "pytorch_model.bin", &err) < 0) return err.code;
+ *     const struct molmo_torchbin_tensor *t = molmo_torchbin_find(tb, "lm_head.weight");
+ *     if (t) use(t->data, t->dtype, t->shape, t->ndim);   // valid until molmo_torchbin_close
+ *     molmo_torchbin_close(tb);
+ *
+ * The file is a zip archive of stored (uncompressed) entries: `<archive>/data.pkl`, a pickled
+ * dict {name: tensor}, and `<archive>/data/<key>`, one raw little-endian storage per key. The
+ * pickle is read by a restricted unpickler that knows a fixed set of opcodes and exactly the
+ * globals torch.save writes for a state dict of float tensors (collections.OrderedDict,
+ * torch._utils._rebuild_tensor_v2 / _rebuild_tensor, torch.{Float,BFloat16,Half}Storage);
+ * anything else is an error naming the global or the opcode. Nothing is ever called or imported.
+ * Specification: shared/design/molmo.md §2; the format notes are at the top of torchbin.c.
+ */
+
+#define MOLMO_TORCHBIN_MAX_DIMS 8
+
+struct molmo_torchbin_tensor {
+    char *name;             /* state-dict key, e.g. "model.transformer.ln_f.weight" */
+    enum molmo_dtype dtype; /* F32, BF16 or F16 (from the storage class) */
+    int ndim;               /* 0 (a scalar) .. MOLMO_TORCHBIN_MAX_DIMS */
+    int64_t shape[MOLMO_TORCHBIN_MAX_DIMS];
+    const void *data; /* C-order elements, little-endian. Points into the mapped file when
+                         the tensor is contiguous and aligned to its element size (always
+                         so for torch.save output), else into an owned copy in C order.
+                         NULL when nbytes == 0. */
+    size_t nbytes;    /* numel * dtype size */
+};
+
+struct molmo_torchbin; /* opaque: the mapping, the zip directory, the tensor table */
+
+/* Maps path, reads the zip directory and data.pkl (CRC-checked), and builds the tensor table.
+ * Every offset, size, stride and index is bounds-checked against the file; storages are not
+ * read (nor CRC-checked: see molmo_torchbin_verify), so opening a 29 GB file touches only its
+ * directory, its pickle and one local header per storage. Errors: JB_EIO/JB_ENOTFOUND (open),
+ * JB_EFORMAT (malformed zip or pickle, a byte that is no pickle opcode, a storage too short for
+ * its tensor, a value that is not a tensor), JB_EUNSUPPORTED (a global or a pickle opcode the
+ * restricted unpickler refuses, a compressed entry, big-endian data, a storage dtype other than
+ * F32/BF16/F16), JB_ENOTFOUND (a storage entry the pickle names is missing), JB_ENOMEM.
+ * Messages start with the path and, for the pickle, give the byte offset and the opcode:
+ * "F.bin: archive/data.pkl at byte 2 (GLOBAL): global posix.system is not allowed: ...".
+ * On error *out is NULL. */
+int molmo_torchbin_open(struct molmo_torchbin **out, const char *path, struct jb_err *err);
+
+/* Unmaps the file and frees the table and every owned copy; NULL is a no-op. */
+void molmo_torchbin_close(struct molmo_torchbin *tb);
+
+/* The tensors in the pickle's (state-dict) order. get returns NULL for i >= count. */
+size_t molmo_torchbin_count(const struct molmo_torchbin *tb);
+const struct molmo_torchbin_tensor *molmo_torchbin_get(const struct molmo_torchbin *tb, size_t i);
+
+/* The tensor with this exact name, or NULL (binary search over a sorted index). */
+const struct molmo_torchbin_tensor *molmo_torchbin_find(const struct molmo_torchbin *tb,
+                                                        const char *name);
+
+/* The byte offset of t's data in the file, or -1 when t->data is an owned copy (or empty). */
+int64_t molmo_torchbin_file_offset(const struct molmo_torchbin *tb,
+                                   const struct molmo_torchbin_tensor *t);
+
+/* Checks the CRC-32 of every entry of the archive against its central-directory record. It
+ * reads the whole file: zlib's crc32 ran at 0.5-0.6 GB/s on the 2-core build machine, so about a
+ * minute for MolmoE-1B's 28.9 GB; meant for `convert` or `joulebench tensors --verify`, not for
+ * every load. Errors: JB_EFORMAT naming the first entry whose CRC differs. */
+int molmo_torchbin_verify(const struct molmo_torchbin *tb, struct jb_err *err);
+
+/* ---- rewriting a checkpoint (engine/convert.c) ------------------------------------------- */
+
+/* rewrites any checkpoint the engine loads (safetensors shards, or the
+ * pytorch_model.bin MolmoE-1B ships) as a safetensors checkpoint directory: shards, their index,
+ * and every non-weight file of the source (configs, tokenizer) copied. Used by `joulebench
+ * convert`. A .bin is read once here (CRC-checked) so later loads just map the shards.
+ *
+ *     struct molmo_convert_opts o = {.dtype = MOLMO_CONVERT_BF16};
+ *     if (molmo_convert(src, dst, &o, &err) < 0) return err.code;
+ */
+
+/* What the tensors are written as. One case per target in engine/convert.c (convert_rows). */
+enum molmo_convert_dtype {
+    MOLMO_CONVERT_F32,  /* exact for every stored dtype: an F32 source is copied bit for bit */
+    MOLMO_CONVERT_BF16, /* round to nearest even (a BF16 source is copied) */
+    MOLMO_CONVERT_Q8_0, /* the linear layers' weight matrices and the token embedding whose rows
+                         * are whole 32-blocks -> Q8_0 (kernels-impl.h, README); every other
+                         * tensor in its stored dtype; tensors start 64-byte aligned */
+};
+
+struct molmo_convert_opts {
+    enum molmo_convert_dtype dtype;
+    size_t shard_bytes; /* tensor bytes per shard at most (a larger tensor gets its own);
+                           0 = 4 GiB */
+};
+
+/* Parses "f32", "bf16" or "q8_0"; -1 otherwise. */
+int molmo_convert_dtype_parse(const char *s, enum molmo_convert_dtype *out);
+
+/* Reads the checkpoint in src (validated as a load does: config.json and every tensor) and
+ * writes dst (created if missing; must not be src): model-0000K-of-0000N.safetensors with the
+ * tensors in the source's file order, model.safetensors.index.json, and copies of the other
+ * regular files of src (config.json, tokenizer.json, ...; weight files excepted). Each file is
+ * written beside its final name and renamed into place. Returns 0 or a JB_E* code with err
+ * naming the file and the tensor. */
+int molmo_convert(const char *src, const char *dst, const struct molmo_convert_opts *o,
+                  struct jb_err *err);
+
+/* ---- writing a deterministic checkpoint (engine/init-model.c) ---------------------------- */
+
+/* writes a deterministic Molmo checkpoint in the released layout (the
+ * Molmo-7B-D / Qwen2 layout of molmo.md §2.1, imitating ../shared/golden/molmo-tiny-qwen2):
+ * config.json, preprocessor_config.json, generation_config.json, tokenizer.json (byte-level,
+ * no merges) and two safetensors shards with their index. Weights come from a seeded PRNG, so
+ * the same seed and size give the same bytes on every machine. Used by `joulebench init-model`
+ * and by `joulebench run`'s embedded default.
+ *
+ *     struct molmo_init_opts o = {.seed = 1, .size = MOLMO_INIT_TINY};
+ *     if (molmo_init_model_write("models/tiny", &o, &err) < 0) return err.code;
+ */
+
+enum molmo_init_size {
+    MOLMO_INIT_TINY,  /* the golden tiny sizes: LLM 64 wide x 2 layers, ViT 64 wide x 10 layers */
+    MOLMO_INIT_SMALL, /* LLM 128 wide x 4 layers, ViT 128 wide x 12 layers */
+    /* the released dense shapes (molmo.md §1), ViT-L/14-336 with 23 layers */
+    MOLMO_INIT_7B_O,  /* OLMo: norm-after, QK-norm, no QKV bias */
+    MOLMO_INIT_7B_D,  /* Qwen2-7B */
+    MOLMO_INIT_72B,   /* Qwen2-72B */
+    /* MolmoE-1B (OLMoE-1B-7B, molmo.md §2.2 names, OLMo-style config.json, lm_head.weight) */
+    MOLMO_INIT_MOLMOE_1B,
+};
+
+struct molmo_init_opts {
+    uint64_t seed;
+    enum molmo_init_size size;
+    int layers;     /* LLM blocks; 0 = the size's own */
+    int vit_layers; /* ViT blocks; 0 = the size's own (vit_layers [-2, -9], or [-1, -N] below 9) */
+    int bf16;       /* weights stored as BF16 (rounded to nearest even) instead of F32 */
+    int experts;    /* MolmoE experts; 0 = the shape's 64 (top-k is capped at this) */
+};
+
+/* Parses "tiny", "small", "7b-o", "7b-d", "72b", "molmoe-1b"; -1 otherwise. */
+int molmo_init_size_parse(const char *s, enum molmo_init_size *out);
+
+/* Writes the checkpoint into dir (created if missing; existing files of the same names are
+ * replaced atomically), streaming each shard so that no tensor is held in memory. Returns 0 or a JB_E* code with err naming the file. */
+int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, struct jb_err *err);
+
+/* Writes one safetensors file: tensors name[i] with shape shape[i][0..ndim[i]-1] of float32
+ * data[i], sorted by name in the header, "__metadata__" {"format": "pt"}, the header padded
+ * with spaces to a multiple of 8 bytes. */
+int molmo_safetensors_write(const char *path, int n, const char *const *name, const int *ndim,
+                            const int64_t (*shape)[4], const float *const *data,
+                            struct jb_err *err);
+
 #endif /* MOLMO_H */

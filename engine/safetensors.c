@@ -5,7 +5,7 @@
 
 #include "engine/model-impl.h"
 
-#include "engine/torchbin-impl.h"
+#include "engine/molmo.h"
 
 #include "common/jb-json.h"
 #include "common/jb-mmap.h"

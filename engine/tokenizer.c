@@ -20,7 +20,9 @@
  */
 #include "config.h"
 
-#include "engine/tokenizer-impl.h"
+#include "engine/molmo.h"
+
+#include "common/jb-err.h"
 
 #include "common/jb-json.h"
 

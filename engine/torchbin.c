@@ -29,7 +29,7 @@
  */
 #include "config.h"
 
-#include "engine/torchbin-impl.h"
+#include "engine/molmo.h"
 
 #include "common/jb-err.h"
 #include "common/jb-mmap.h"

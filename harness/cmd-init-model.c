@@ -3,7 +3,7 @@
 #include "harness/harness.h"
 
 #include "common/jb-err.h"
-#include "engine/init-model-impl.h"
+#include "engine/molmo.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -12,7 +12,6 @@
 #include "common/jb-log.h"
 #include "common/jb-time.h"
 #include "energy/meter.h"
-#include "engine/init-model-impl.h"
 #include "engine/molmo.h"
 #include "evals/evals.h"
 #include "reports/reports.h"

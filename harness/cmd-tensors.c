@@ -3,7 +3,7 @@
 #include "harness/harness.h"
 
 #include "common/jb-err.h"
-#include "engine/torchbin-impl.h"
+#include "engine/molmo.h"
 
 #include <getopt.h>
 #include <jansson.h>

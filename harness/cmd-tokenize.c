@@ -4,7 +4,7 @@
 
 #include "common/jb-err.h"
 #include "common/jb-json.h"
-#include "engine/tokenizer-impl.h"
+#include "engine/molmo.h"
 
 #include <getopt.h>
 #include <jansson.h>

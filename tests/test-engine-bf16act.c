@@ -6,8 +6,7 @@
  * every step whose golden top-2 gap exceeds twice the measured logit error. */
 #include "config.h"
 
-#include "engine/convert-impl.h"
-#include "engine/init-model-impl.h"
+#include "engine/molmo.h"
 #include "engine/model-impl.h"
 
 #include "common/jb-err.h"

@@ -1,6 +1,8 @@
 #include "config.h"
 
-#include "engine/tokenizer-impl.h"
+#include "engine/molmo.h"
+
+#include "common/jb-err.h"
 
 #include "tests/jb-test.h"
 

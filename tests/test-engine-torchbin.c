@@ -8,7 +8,7 @@
  * data.pkl) with zlib's crc32, so every check of the reader is reached with an intact CRC. */
 #include "config.h"
 
-#include "engine/torchbin-impl.h"
+#include "engine/molmo.h"
 
 #include "common/jb-err.h"
 

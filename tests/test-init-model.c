@@ -1,7 +1,7 @@
 /* joulebench init-model: a deterministic checkpoint in the released Molmo layout. */
 #include "config.h"
 
-#include "engine/init-model-impl.h"
+#include "engine/molmo.h"
 #include "engine/model-impl.h"
 
 #include "common/jb-err.h"
