@@ -81,6 +81,7 @@ void molmo_model_costs(const struct molmo_model *m, struct molmo_costs *out) {
     k.llm_weight_bytes_all = all_bytes;
     /* q.k and p.v: n_heads x head_dim multiply-adds each per context position, per layer */
     k.attn_macs_per_position = 2.0 * c->n_heads * c->head_dim * c->n_layers;
+    k.kv_bytes_per_position = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * sizeof(float);
     *out = k;
 }
 

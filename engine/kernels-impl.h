@@ -15,6 +15,8 @@
 #ifndef MOLMO_KERNELS_IMPL_H
 #define MOLMO_KERNELS_IMPL_H
 
+#include "engine/molmo.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -112,26 +114,6 @@ typedef void (*molmo_matvec_q8_0_x16_fn)(float *restrict y,
                                          const struct molmo_q16_x *restrict xq, int row0,
                                          int row1);
 
-/* Instruction sets, in increasing order. AVX2 means AVX2 + FMA + F16C; AVX512 means
- * AVX-512 F/BW/VL + BF16 + VNNI (Zen 4/5, Sapphire Rapids and later). */
-enum molmo_isa {
-    MOLMO_ISA_SCALAR,
-    MOLMO_ISA_AVX2,
-    MOLMO_ISA_AVX512,
-    MOLMO_ISA_BEST, /* for molmo_kernels_init: the best the CPU supports */
-};
-
-/* What the CPU (and the OS, through XGETBV) supports. */
-struct molmo_cpu {
-    int avx2, fma, f16c;
-    int avx512f, avx512bw, avx512vl, avx512bf16, avx512vnni;
-    enum molmo_isa best; /* highest enum molmo_isa fully usable */
-};
-struct molmo_cpu molmo_cpu_detect(void);
-/* "scalar", "avx2+fma", "avx512-bf16/vnni". */
-const char *molmo_isa_name(enum molmo_isa isa);
-/* Parses the names above (and "best"); -1 if unknown. */
-int molmo_isa_parse(const char *name, enum molmo_isa *out);
 
 /* The kernels of one instruction set. A plain struct the caller owns (no global state). */
 struct molmo_kernels {
@@ -175,14 +157,6 @@ extern const struct molmo_kernels molmo_kernels_scalar;
 extern const struct molmo_kernels molmo_kernels_avx2;
 extern const struct molmo_kernels molmo_kernels_avx512;
 
-/* Which weight layout a molmo_matvec call reads. */
-enum molmo_weight_type {
-    MOLMO_WEIGHT_F32,
-    MOLMO_WEIGHT_BF16,
-    MOLMO_WEIGHT_Q8_0,      /* integer kernel: needs xq, quantized from x by the caller */
-    MOLMO_WEIGHT_Q8_0_F32,  /* f32-dequant kernel: reads x */
-    MOLMO_WEIGHT_Q8_0_X16,  /* int16-x kernel: needs xq (a struct molmo_q16_x) */
-};
 
 /* y[0..n_out) = W (n_out, n_in) . x (n_in), rows split over the pool in steps of 4 rows.
  * x is used by every type except MOLMO_WEIGHT_Q8_0 and MOLMO_WEIGHT_Q8_0_X16, which read xq:
@@ -194,23 +168,6 @@ void molmo_matvec(struct jb_pool *pool, const struct molmo_kernels *k,
 
 /* ------------------------------------------------------------------------------------------- */
 /* Machine probes (probe.c), for `joulebench bench --machine`                             */
-
-/* Streaming read bandwidth: every pool thread sums its share of a buffer of `bytes` (allocated
- * and first touched here, freed before returning) with vector loads; best of reps passes, in
- * bytes per second. Errors: JB_ENOMEM. */
-int molmo_probe_read_bw(struct jb_pool *pool, size_t bytes, int reps, double *bytes_per_s,
-                        struct jb_err *err);
-
-/* Peak arithmetic: every pool thread runs independent FMA chains (enough to cover the FMA
- * latency) for about seconds_per_rep; best of reps, in FLOP per second (an FMA lane = 2 FLOP,
- * a vdpbf16ps lane = 4 FLOP). isa picks the instructions: AVX2 = 256-bit vfmadd231ps,
- * AVX512 = 512-bit vfmadd231ps. Returns JB_EUNSUPPORTED when the CPU lacks isa. */
-int molmo_probe_f32_peak(struct jb_pool *pool, enum molmo_isa isa, double seconds_per_rep,
-                         int reps, double *flop_per_s, struct jb_err *err);
-/* The same with 512-bit vdpbf16ps (bf16 pairs into float32); JB_EUNSUPPORTED without
- * AVX512-BF16. */
-int molmo_probe_bf16_peak(struct jb_pool *pool, double seconds_per_rep, int reps,
-                          double *flop_per_s, struct jb_err *err);
 
 /* Per-thread probe loops, in simd-avx2.c / simd-avx512.c: iterations of n_chains FMA vectors;
  * return a value that depends on every result so nothing is optimized away. */
@@ -225,13 +182,6 @@ float molmo_probe_dpbf16_avx512(long iters);
  * streams (the eighths of the range): one sequential stream per core reads far below what
  * the memory system gives several, and a 4-row matvec reads four or more. */
 uint64_t molmo_probe_read_avx2(const void *p, size_t n);
-
-/* OpenBLAS sgemm at a forward-pass shape: C (m, n) = A (m, k) . B (n, k)^T, B a weight matrix;
- * random inputs, openblas_set_num_threads(threads); best of reps, FLOP/s = 2 m n k / t. With
- * from_bf16, B is stored as bf16 and each rep first widens it to float32 (exact) into a scratch
- * matrix, inside the timing: the prefill path for bf16 weights. Errors: JB_ENOMEM. */
-int molmo_probe_sgemm(int m, int n, int k, int from_bf16, int threads, int reps,
-                      double *flop_per_s, struct jb_err *err);
 
 /* Decode matvec throughput of one kernel at (n_out, n_in) on the pool: weight bytes read per
  * second, best of reps. Random weights, allocated here, in copies totalling more than 512 MiB

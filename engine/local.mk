@@ -2,6 +2,7 @@ noinst_LIBRARIES += engine/libengine.a
 engine_libengine_a_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS) \
 	$(JPEG_CFLAGS) $(PCRE2_CFLAGS) $(UTF8PROC_CFLAGS) $(ZLIB_CFLAGS)
 engine_libengine_a_SOURCES = \
+	engine/bench.c \
 	engine/config.c \
 	engine/costs.c \
 	engine/convert.c \

@@ -180,10 +180,6 @@ struct molmo_model {
 #define MOLMO_MOE_CHUNK 1024
 #define MOLMO_ATT_CHUNK 128
 
-/* Loads config, checkpoint and buffers, but neither tokenizer nor preprocessor config (the
- * stage tests run on golden inputs). */
-int molmo_model_load_weights(struct molmo_model **out, const char *dir,
-                             const struct molmo_load_opts *opts, struct jb_err *err);
 void molmo_model_free_weights(struct molmo_model *m);
 
 /* ---- stages (one call each, on float32 activations) -------------------------------------- */

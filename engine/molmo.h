@@ -170,6 +170,7 @@ struct molmo_costs {
     double llm_weight_bytes_per_token; /* LLM products one decode step reads (MoE: top_k) */
     double llm_weight_bytes_all;       /* every LLM product's weights (MoE: all experts) */
     double attn_macs_per_position;     /* q.k + p.v per token per context position, all layers */
+    double kv_bytes_per_position;      /* the KV cache (float32 K and V, every layer) */
 };
 void molmo_model_costs(const struct molmo_model *m, struct molmo_costs *out);
 
@@ -390,5 +391,99 @@ int molmo_init_model_write(const char *dir, const struct molmo_init_opts *o, str
 int molmo_safetensors_write(const char *path, int n, const char *const *name, const int *ndim,
                             const int64_t (*shape)[4], const float *const *data,
                             struct jb_err *err);
+
+/* ---- the machine's limits and the engine's speed (engine/probe.c, engine/bench.c) ------- */
+
+/* What `joulebench bench` measures: the machine (read bandwidth, peak FLOP/s), the decode
+ * kernels and OpenBLAS at Molmo-7B-D's shapes, and the engine on a checkpoint. */
+
+struct jb_pool;
+
+/* Instruction sets, in increasing order. AVX2 means AVX2 + FMA + F16C; AVX512 means
+ * AVX-512 F/BW/VL + BF16 + VNNI (Zen 4/5, Sapphire Rapids and later). */
+enum molmo_isa {
+    MOLMO_ISA_SCALAR,
+    MOLMO_ISA_AVX2,
+    MOLMO_ISA_AVX512,
+    MOLMO_ISA_BEST, /* for molmo_kernels_init: the best the CPU supports */
+};
+
+/* What the CPU (and the OS, through XGETBV) supports. */
+struct molmo_cpu {
+    int avx2, fma, f16c;
+    int avx512f, avx512bw, avx512vl, avx512bf16, avx512vnni;
+    enum molmo_isa best; /* highest enum molmo_isa fully usable */
+};
+struct molmo_cpu molmo_cpu_detect(void);
+/* "scalar", "avx2+fma", "avx512-bf16/vnni". */
+const char *molmo_isa_name(enum molmo_isa isa);
+/* Parses the names above (and "best"); -1 if unknown. */
+int molmo_isa_parse(const char *name, enum molmo_isa *out);
+
+/* Which weight layout a molmo_matvec call reads. */
+enum molmo_weight_type {
+    MOLMO_WEIGHT_F32,
+    MOLMO_WEIGHT_BF16,
+    MOLMO_WEIGHT_Q8_0,      /* integer kernel: needs xq, quantized from x by the caller */
+    MOLMO_WEIGHT_Q8_0_F32,  /* f32-dequant kernel: reads x */
+    MOLMO_WEIGHT_Q8_0_X16,  /* int16-x kernel: needs xq (a struct molmo_q16_x) */
+};
+
+/* Streaming read bandwidth: every pool thread sums its share of a buffer of `bytes` (allocated
+ * and first touched here, freed before returning) with vector loads; best of reps passes, in
+ * bytes per second. Errors: JB_ENOMEM. */
+int molmo_probe_read_bw(struct jb_pool *pool, size_t bytes, int reps, double *bytes_per_s,
+                        struct jb_err *err);
+
+/* Peak arithmetic: every pool thread runs independent FMA chains (enough to cover the FMA
+ * latency) for about seconds_per_rep; best of reps, in FLOP per second (an FMA lane = 2 FLOP,
+ * a vdpbf16ps lane = 4 FLOP). isa picks the instructions: AVX2 = 256-bit vfmadd231ps,
+ * AVX512 = 512-bit vfmadd231ps. Returns JB_EUNSUPPORTED when the CPU lacks isa. */
+int molmo_probe_f32_peak(struct jb_pool *pool, enum molmo_isa isa, double seconds_per_rep,
+                         int reps, double *flop_per_s, struct jb_err *err);
+/* The same with 512-bit vdpbf16ps (bf16 pairs into float32); JB_EUNSUPPORTED without
+ * AVX512-BF16. */
+int molmo_probe_bf16_peak(struct jb_pool *pool, double seconds_per_rep, int reps,
+                          double *flop_per_s, struct jb_err *err);
+
+/* OpenBLAS sgemm at a forward-pass shape: C (m, n) = A (m, k) . B (n, k)^T, B a weight matrix;
+ * random inputs, openblas_set_num_threads(threads); best of reps, FLOP/s = 2 m n k / t. With
+ * from_bf16, B is stored as bf16 and each rep first widens it to float32 (exact) into a scratch
+ * matrix, inside the timing: the prefill path for bf16 weights. Errors: JB_ENOMEM. */
+int molmo_probe_sgemm(int m, int n, int k, int from_bf16, int threads, int reps,
+                      double *flop_per_s, struct jb_err *err);
+
+/* The name of the kernels molmo_load_opts.kernels = want picks on this CPU ("avx2+fma" ...). */
+const char *molmo_kernels_name(enum molmo_isa want);
+
+/* Decode matvec throughput of the kernels molmo_load_opts.kernels would pick for want (the best
+ * the CPU runs at most) on weights of type at (n_out, n_in): weight bytes read per second, best
+ * of reps. Random weights in copies totalling more than 512 MiB that successive calls cycle
+ * through, so no call finds its weights in the cache. *kernel: the kernels' name. Errors:
+ * JB_ENOMEM, JB_EINVAL. */
+int molmo_probe_matvec_isa(struct jb_pool *pool, enum molmo_isa want, enum molmo_weight_type type,
+                           int n_out, int n_in, int reps, double *bytes_per_s,
+                           const char **kernel, struct jb_err *err);
+
+/* Loads only what the forward pass needs (config.json and the weights, no tokenizer nor
+ * preprocessing): for molmo_bench_model. Free with molmo_model_free. */
+int molmo_model_load_weights(struct molmo_model **out, const char *dir,
+                             const struct molmo_load_opts *opts, struct jb_err *err);
+
+/* One bench of the engine on a loaded model: per rep, `crops` ViT passes over random patches,
+ * a prefill of `prompt_tokens` random ids and `gen_tokens` greedy decode steps, with phase
+ * marks through on_phase (VISION, PREFILL, DECODE begin with step = the rep; DECODE end). */
+struct molmo_bench_opts {
+    int crops, prompt_tokens, gen_tokens, reps;
+    molmo_phase_fn on_phase; /* may be NULL */
+    void *user;
+};
+/* Per rep (arrays of reps elements, the caller's): ViT milliseconds per crop, prefill and
+ * decode tokens per second. */
+struct molmo_bench_reps {
+    double *vit_ms_per_crop, *prefill_tps, *decode_tps;
+};
+int molmo_bench_model(struct molmo_model *m, const struct molmo_bench_opts *o,
+                      struct molmo_bench_reps *out, struct jb_err *err);
 
 #endif /* MOLMO_H */

@@ -8,10 +8,7 @@
 #include "common/jb-err.h"
 #include "common/jb-json.h"
 #include "common/jb-pool.h"
-/* The probes and kernel tables are engine-internal (kernels-impl.h); bench is their one user
- * outside engine/ until molmo.h exports a bench entry point. */
-#include "engine/kernels-impl.h"
-#include "engine/model-impl.h"
+#include "engine/molmo.h"
 #include "energy/meter.h"
 
 #include <getopt.h>
@@ -165,9 +162,7 @@ static int bench_kernels(struct jb_pool *pool, const struct bench_opts *o,
     /* Molmo-7B-D LLM: ff_proj's up (or gate) half [18944, 3584] and ff_out [3584, 18944]. */
     static const int shapes[][2] = {{18944, 3584}, {3584, 18944}};
     int n = jb_pool_n_threads(pool);
-    struct molmo_kernels k;
-    molmo_kernels_init(&k, molmo_cpu_detect(), o->isa);
-    json_object_set_new(out, "kernel", json_string(k.name));
+    const char *kname = molmo_isa_name(o->isa);
     json_t *mv = json_array();
     json_object_set_new(out, "matvec", mv);
     char what[112], buf[64], frac[64];
@@ -175,11 +170,13 @@ static int bench_kernels(struct jb_pool *pool, const struct bench_opts *o,
     double bps_all[N_SHAPES][N_TYPES];
     for (size_t s = 0; s < N_SHAPES; s++) {
         for (size_t t = 0; t < N_TYPES; t++) {
-            int rc = molmo_probe_matvec(pool, &k, types[t].type, shapes[s][0], shapes[s][1],
-                                        4 * o->reps, &bps_all[s][t], err);
+            int rc = molmo_probe_matvec_isa(pool, o->isa, types[t].type, shapes[s][0],
+                                            shapes[s][1], 4 * o->reps, &bps_all[s][t], &kname,
+                                            err);
             if (rc) return rc;
         }
     }
+    json_object_set_new(out, "kernel", json_string(kname));
     /* Shared machines swing by tens of percent within seconds: measure the bandwidth again
      * after the kernels and keep the higher figure, so no fraction rides on a slow moment. */
     double bw2 = 0.0;
@@ -199,7 +196,7 @@ static int bench_kernels(struct jb_pool *pool, const struct bench_opts *o,
             frac[0] = 0;
             if (lim->read_bytes_per_s > 0)
                 snprintf(frac, sizeof frac, "%.2f of read bandwidth", bps / lim->read_bytes_per_s);
-            row(what, n, k.name, buf, frac);
+            row(what, n, kname, buf, frac);
             json_array_append_new(
                 mv, json_pack("{s:s, s:i, s:i, s:f, s:f}", "weights", types[t].key, "n_out",
                               shapes[s][0], "n_in", shapes[s][1], "weight_bytes_per_s", bps,
@@ -230,12 +227,6 @@ static int bench_kernels(struct jb_pool *pool, const struct bench_opts *o,
 
 /* ---- --model: the engine on a checkpoint ------------------------------------------------- */
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -246,13 +237,6 @@ static void median_spread(double *v, int n, double *med, double *spread) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     *med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
     *spread = 0.5 * (v[n - 1] - v[0]);
-}
-
-static uint64_t xorshift(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
 }
 
 static long peak_rss_bytes(void) {
@@ -315,9 +299,23 @@ static void phase_sum(const struct meter *mt, const char *label, double *j, doub
 
 /* Loads --model, then per rep: --crops ViT passes on random patches, a prefill of
  * --prompt-tokens random ids, --gen-tokens greedy decode steps. */
+/* Meter marks from the engine's bench phases: each rep's vision, prefill and decode open a
+ * phase of that name; the end of decode closes it. */
+struct bench_marks {
+    struct meter *mt;
+    struct jb_err err;
+};
+
+static void bench_on_phase(void *user, enum molmo_phase phase, bool begin, int rep) {
+    struct bench_marks *bm = user;
+    if (bm->err.code) return;
+    const char *label = !begin ? "" : molmo_phase_name(phase);
+    mark(bm->mt, label, rep, &bm->err);
+}
+
 static int bench_model(const struct bench_opts *o, struct model_figures *f, struct jb_err *err) {
     struct molmo_model *m = NULL;
-    struct meter *mt = NULL;
+    struct bench_marks bm = {0};
     struct molmo_load_opts lo = {.max_seq = o->prompt_tokens + o->gen_tokens + 1,
                                  .max_crops = 1,
                                  .n_threads = o->threads,
@@ -326,61 +324,37 @@ static int bench_model(const struct bench_opts *o, struct model_figures *f, stru
                                  .q8_x = o->q8_x};
     int rc = molmo_model_load_weights(&m, o->model, &lo, err);
     if (rc) return rc;
-    const struct molmo_config *c = &m->cfg;
-    int np = (c->image_size_h / c->patch) * (c->image_size_w / c->patch);
-    int pdim = c->patch * c->patch * 3, E = c->embedding_size;
-    float *patches = malloc((size_t)np * pdim * sizeof(float));
-    float *feats = malloc((size_t)np * 2 * c->vit_dim * sizeof(float));
-    float *logits = malloc((size_t)E * sizeof(float));
-    int32_t *ids = malloc((size_t)o->prompt_tokens * sizeof(int32_t));
     double *tv = calloc((size_t)o->reps, sizeof(double)), *tp = calloc((size_t)o->reps, sizeof(double));
     double *td = calloc((size_t)o->reps, sizeof(double));
-    if (!patches || !feats || !logits || !ids || !tv || !tp || !td) {
+    if (!tv || !tp || !td) {
         rc = jb_err_set(err, JB_ENOMEM, "bench: out of memory");
         goto out;
     }
     /* The meter opens after the load, so the phases hold only the work they name. */
     if (!o->meter || strcmp(o->meter, "none") != 0) {
         struct meter_opts mo = {.backend = o->meter, .tdp_w = o->tdp_w, .no_gpu = true};
-        if ((rc = meter_open(&mt, &mo, err)) || (rc = meter_start(mt, err))) goto out;
-        harness_log_meter_notes(mt);
+        if ((rc = meter_open(&bm.mt, &mo, err)) || (rc = meter_start(bm.mt, err))) goto out;
+        harness_log_meter_notes(bm.mt);
     }
-    uint64_t s = 0x9E3779B97F4A7C15ull;
-    for (size_t i = 0; i < (size_t)np * pdim; i++)
-        patches[i] = (float)(xorshift(&s) >> 40) * (2.0f / 16777216.0f) - 1.0f;
-    for (int i = 0; i < o->prompt_tokens; i++)
-        ids[i] = (int32_t)(xorshift(&s) % (uint64_t)c->vocab_size);
-    for (int r = 0; r < o->reps; r++) {
-        if (mt && (rc = mark(mt, "vision", r, err))) goto out;
-        double t0 = now_s();
-        for (int k = 0; k < o->crops && (rc = molmo_vit_forward(m, patches, feats, NULL, err)) == 0; k++) {}
-        if (rc) goto out;
-        double t1 = now_s();
-        if (mt && (rc = mark(mt, "prefill", r, err))) goto out;
-        rc = molmo_llm_prefill(m, ids, o->prompt_tokens, NULL, NULL, 0, NULL, logits, err);
-        if (rc) goto out;
-        double t2 = now_s();
-        if (mt && (rc = mark(mt, "decode", r, err))) goto out;
-        for (int g = 0; g < o->gen_tokens; g++) {
-            rc = molmo_llm_decode(m, molmo_argmax(logits, E), logits, err);
-            if (rc) goto out;
-        }
-        double t3 = now_s();
-        if (mt && (rc = mark(mt, "", r, err))) goto out;
-        tv[r] = o->crops > 0 ? (t1 - t0) / o->crops * 1e3 : 0.0;
-        tp[r] = o->prompt_tokens / (t2 - t1);
-        td[r] = o->gen_tokens > 0 ? o->gen_tokens / (t3 - t2) : 0.0;
+    struct molmo_bench_opts bo = {o->crops, o->prompt_tokens, o->gen_tokens, o->reps,
+                                  bm.mt ? bench_on_phase : NULL, &bm};
+    struct molmo_bench_reps reps = {tv, tp, td};
+    if ((rc = molmo_bench_model(m, &bo, &reps, err))) goto out;
+    if (bm.err.code) {
+        *err = bm.err;
+        rc = bm.err.code;
+        goto out;
     }
-    if (mt) {
-        if ((rc = meter_stop(mt, err))) goto out;
+    if (bm.mt) {
+        if ((rc = meter_stop(bm.mt, err))) goto out;
         double s;
         f->has_energy = 1;
-        f->energy_source = meter_source(mt);
-        snprintf(f->energy_backend, sizeof f->energy_backend, "%s", meter_backend_name(mt));
-        energy_label(mt, f->energy_label, sizeof f->energy_label);
-        phase_sum(mt, "vision", &f->vit_j, &s);
-        phase_sum(mt, "prefill", &f->prefill_j, &f->prefill_s);
-        phase_sum(mt, "decode", &f->decode_j, &f->decode_s);
+        f->energy_source = meter_source(bm.mt);
+        snprintf(f->energy_backend, sizeof f->energy_backend, "%s", meter_backend_name(bm.mt));
+        energy_label(bm.mt, f->energy_label, sizeof f->energy_label);
+        phase_sum(bm.mt, "vision", &f->vit_j, &s);
+        phase_sum(bm.mt, "prefill", &f->prefill_j, &f->prefill_s);
+        phase_sum(bm.mt, "decode", &f->decode_j, &f->decode_s);
     }
     double spread;
     median_spread(tv, o->reps, &f->vit_ms_per_crop, &spread);
@@ -398,21 +372,16 @@ static int bench_model(const struct bench_opts *o, struct model_figures *f, stru
                                 2.0 * k.attn_macs_per_position * (o->prompt_tokens / 2.0);
     f->vit_flop_per_crop = k.vit_flop_per_crop;
     f->weight_bytes = (double)molmo_model_file_bytes(m);
-    f->kv_bytes = 2.0 * c->n_layers * (o->prompt_tokens + o->gen_tokens) * c->n_kv_heads *
-                  c->head_dim * sizeof(float);
-    snprintf(f->kernel, sizeof f->kernel, "%s", m->kern.name);
+    f->kv_bytes = k.kv_bytes_per_position * (o->prompt_tokens + o->gen_tokens);
+    snprintf(f->kernel, sizeof f->kernel, "%s", molmo_model_kernel_name(m));
     snprintf(f->weights, sizeof f->weights, "%s", molmo_model_weights_name(m));
-    f->threads = m->n_threads;
+    f->threads = molmo_model_n_threads(m);
 out:
-    free(patches);
-    free(feats);
-    free(logits);
-    free(ids);
     free(tv);
     free(tp);
     free(td);
-    meter_close(mt);
-    molmo_model_free_weights(m);
+    meter_close(bm.mt);
+    molmo_model_free(m);
     return rc;
 }
 
@@ -616,11 +585,9 @@ static int run(int argc, char **argv) {
     if ((rc = jb_pool_open(&pool, o.threads, 1, &err))) goto out;
 
     struct molmo_cpu cpu = molmo_cpu_detect();
-    struct molmo_kernels k;
-    molmo_kernels_init(&k, cpu, o.isa);
     char feat[128];
     cpu_features(feat, sizeof feat, &cpu);
-    printf("cpu: %s\nkernel: %s (best this CPU runs: %s)\n\n", feat, k.name,
+    printf("cpu: %s\nkernel: %s (best this CPU runs: %s)\n\n", feat, molmo_kernels_name(o.isa),
            molmo_isa_name(cpu.best));
     printf("| %-36s | %7s | %-18s | %-22s | %-26s |\n", "probe", "threads", "kernel", "result",
            "fraction of limit");
