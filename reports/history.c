@@ -306,16 +306,90 @@ static void h_plot(FILE *f, int k, const struct hrow *rows, int n, int n_x, char
                       : "");
 }
 
-int reports_history_html(const char *path, const char *model, const char *suite, FILE *f,
-                         struct jb_err *err) {
+/* The rows of the trend page, their runs (x positions, labelled by commit) and their lines. */
+struct htable {
+    struct hrow *rows;
+    char **xlabels, **series;
+    int n, cap, n_x, n_series;
+};
+
+static void htable_free(struct htable *t) {
+    for (int i = 0; i < t->n; i++) {
+        free(t->rows[i].commit);
+        free(t->rows[i].run);
+        free(t->rows[i].when);
+        free(t->rows[i].series);
+    }
+    for (int i = 0; i < t->n_x; i++) free(t->xlabels[i]);
+    free(t->rows);
+    free(t->xlabels);
+    free(t->series);
+}
+
+/* Room for one more row. */
+static int htable_grow(struct htable *t) {
+    if (t->n < t->cap) return 0;
+    int cap = t->cap ? 2 * t->cap : 64;
+    void *p1 = realloc(t->rows, (size_t)cap * sizeof *t->rows);
+    if (p1) t->rows = p1;
+    void *p2 = p1 ? realloc(t->xlabels, (size_t)cap * sizeof *t->xlabels) : NULL;
+    if (p2) t->xlabels = p2;
+    void *p3 = p2 ? realloc(t->series, (size_t)cap * sizeof *t->series) : NULL;
+    if (p3) t->series = p3;
+    if (!p3) return -1;
+    t->cap = cap;
+    return 0;
+}
+
+/* One SELECTed row into the table: its figures, its run's x and its line's colour. */
+static int htable_add(struct htable *t, sqlite3_stmt *st) {
+    if (htable_grow(t)) return -1;
+    struct hrow *r = &t->rows[t->n];
+    const char *text[6];
+    for (int k = 0; k < 5; k++) text[k] = (const char *)sqlite3_column_text(st, k);
+    text[5] = (const char *)sqlite3_column_text(st, 7);
+    const char *m = text[3] ? text[3] : "?", *su = text[4] ? text[4] : "?";
+    size_t sl = strlen(m) + strlen(su) + 4;
+    *r = (struct hrow){strdup(text[1] ? text[1] : "?"), strdup(text[2] ? text[2] : "?"),
+                       strdup(text[0] ? text[0] : "?"), malloc(sl), 0, 0, {0}};
+    t->n++;
+    if (!r->commit || !r->run || !r->when || !r->series) return -1;
+    snprintf(r->series, sl, "%s / %s", m, su);
+    bool measured = text[5] && !strncmp(text[5], "measured", 8);
+    double j = sqlite3_column_double(st, 6);
+    r->v[H_ACC] = 100 * sqlite3_column_double(st, 5);
+    r->v[H_J_MEASURED] = measured ? j : NAN;
+    r->v[H_J_ESTIMATED] = measured ? NAN : j;
+    for (int k = 0; k < 3; k++)
+        r->v[H_TOKENS + k] =
+            sqlite3_column_type(st, 8 + k) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 8 + k);
+    if (isfinite(r->v[H_FLOP])) r->v[H_FLOP] /= 1e9;
+    /* one x per run (its directory and the time it was recorded) */
+    r->x = -1;
+    for (int i = 0; i < t->n - 1 && r->x < 0; i++)
+        if (!strcmp(t->rows[i].run, r->run) && !strcmp(t->rows[i].when, r->when))
+            r->x = t->rows[i].x;
+    if (r->x < 0) {
+        char lab[64];
+        snprintf(lab, sizeof lab, "%.10s", r->commit);
+        if (!(t->xlabels[t->n_x] = strdup(lab))) return -1;
+        r->x = t->n_x++;
+    }
+    int c = 0;
+    while (c < t->n_series && strcmp(t->series[c], r->series)) c++;
+    if (c == t->n_series) t->series[t->n_series++] = r->series;
+    r->colour = c;
+    return 0;
+}
+
+/* Reads the history's rows (filtered) in order; a history of an older joulebench has no work
+ * columns: NULL stands in. */
+static int htable_read(struct htable *t, const char *path, const char *model, const char *suite,
+                       struct jb_err *err) {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     int rc = db_open(path, SQLITE_OPEN_READONLY, &db, err);
     if (rc) return rc;
-    struct hrow *rows = NULL;
-    char **xlabels = NULL, **series = NULL;
-    int n = 0, cap = 0, n_x = 0, n_series = 0;
-    /* a history of an older joulebench has no work columns: NULL stands in */
     char sql[1024];
     const char *w[3] = {"tokens_out_per_sample", "flop_per_sample", "cpu_s_per_sample"};
     snprintf(sql, sizeof sql,
@@ -331,94 +405,29 @@ int reports_history_html(const char *path, const char *model, const char *suite,
     if (model) sqlite3_bind_text(st, 1, model, -1, SQLITE_TRANSIENT);
     if (suite) sqlite3_bind_text(st, 2, suite, -1, SQLITE_TRANSIENT);
     int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            void *p1 = realloc(rows, (size_t)cap * sizeof *rows);
-            void *p2 = p1 ? realloc(xlabels, (size_t)cap * sizeof *xlabels) : NULL;
-            void *p3 = p2 ? realloc(series, (size_t)cap * sizeof *series) : NULL;
-            if (p1) rows = p1;
-            if (p2) xlabels = p2;
-            if (p3) series = p3;
-            if (!p1 || !p2 || !p3) {
-                rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
-                goto out;
-            }
-        }
-        struct hrow *r = &rows[n];
-        const char *when = (const char *)sqlite3_column_text(st, 0);
-        const char *commit = (const char *)sqlite3_column_text(st, 1);
-        const char *run = (const char *)sqlite3_column_text(st, 2);
-        const char *m = (const char *)sqlite3_column_text(st, 3);
-        const char *su = (const char *)sqlite3_column_text(st, 4);
-        const char *src = (const char *)sqlite3_column_text(st, 7);
-        size_t sl = strlen(m) + strlen(su) + 4;
-        *r = (struct hrow){strdup(commit ? commit : "?"), strdup(run ? run : "?"),
-                           strdup(when ? when : "?"), malloc(sl), 0, 0, {0}};
-        n++;
-        if (!r->commit || !r->run || !r->when || !r->series) {
+    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+        if (htable_add(t, st)) {
             rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
             goto out;
         }
-        snprintf(r->series, sl, "%s / %s", m, su);
-        bool measured = src && !strncmp(src, "measured", 8);
-        double j = sqlite3_column_double(st, 6);
-        r->v[H_ACC] = 100 * sqlite3_column_double(st, 5);
-        r->v[H_J_MEASURED] = measured ? j : NAN;
-        r->v[H_J_ESTIMATED] = measured ? NAN : j;
-        for (int k = 0; k < 3; k++)
-            r->v[H_TOKENS + k] = sqlite3_column_type(st, 8 + k) == SQLITE_NULL
-                                     ? NAN
-                                     : sqlite3_column_double(st, 8 + k);
-        if (isfinite(r->v[H_FLOP])) r->v[H_FLOP] /= 1e9;
-        /* one x per run (its directory and the time it was recorded) */
-        int x = -1;
-        for (int i = 0; i < n - 1 && x < 0; i++)
-            if (!strcmp(rows[i].run, r->run) && !strcmp(rows[i].when, r->when)) x = rows[i].x;
-        if (x < 0) {
-            x = n_x++;
-            char lab[64];
-            snprintf(lab, sizeof lab, "%.10s", r->commit);
-            xlabels[x] = strdup(lab);
-            if (!xlabels[x]) {
-                rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
-                goto out;
-            }
-        }
-        r->x = x;
-        int c = 0;
-        while (c < n_series && strcmp(series[c], r->series)) c++;
-        if (c == n_series) series[n_series++] = r->series;
-        r->colour = c;
-    }
-    if (s != SQLITE_DONE) {
-        rc = db_err(db, path, "read", err);
-        goto out;
-    }
+    if (s != SQLITE_DONE) rc = db_err(db, path, "read", err);
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
 
-    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-          "<title>joulebench history</title>\n<style>\n"
-          "body{font-family:sans-serif;margin:2em;max-width:80em;color:#222}\n"
-          "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid "
-          "#ccc;padding:3px 8px;text-align:right}th:first-child,td:first-child,td:nth-child(2)"
-          "{text-align:left}\n.plot{border:1px solid #ddd;max-width:100%;height:auto}\n"
-          "svg text{font-family:sans-serif;font-size:12px;fill:#333}\n"
-          ".warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.5em 1em}\n"
-          ".bad{color:#b00;font-weight:bold}\nfigure{margin:1em 0}\n</style></head><body>\n"
-          "<h1>joulebench history</h1>\n<p>",
-          f);
-    reports_html_esc(f, path);
-    fprintf(f, ": %d row%s over %d run%s, %d model × suite line%s.</p>\n", n, n == 1 ? "" : "s",
-            n_x, n_x == 1 ? "" : "s", n_series, n_series == 1 ? "" : "s");
-    /* Every regression of the page in one table first. */
+/* Every regression of the page in one table: each row against the previous row of its line
+ * that has the figure. */
+static void h_regression_table(FILE *f, const struct htable *t) {
+    const struct hrow *rows = t->rows;
     int n_reg = 0;
     for (int k = 0; k < N_H; k++)
-        for (int i = 0; i < n; i++) {
-            double prev = NAN;
+        for (int i = 0; i < t->n; i++) {
             int pj = -1;
             for (int j = i - 1; j >= 0 && pj < 0; j--)
                 if (rows[j].colour == rows[i].colour && isfinite(rows[j].v[k])) pj = j;
-            if (pj >= 0) prev = rows[pj].v[k];
+            double prev = pj >= 0 ? rows[pj].v[k] : NAN;
             if (!h_regressed(k, prev, rows[i].v[k])) continue;
             if (n_reg++ == 0)
                 fputs("<h2 class=\"bad\">Regressions</h2>\n<table><tr><th>line</th><th>figure"
@@ -441,21 +450,35 @@ int reports_history_html(const char *path, const char *model, const char *suite,
         fputs("</table>\n", f);
     else
         fputs("<p>No regression between consecutive runs of any line.</p>\n", f);
-    for (int k = 0; k < N_H; k++) h_plot(f, k, rows, n, n_x, xlabels, series, n_series);
+}
+
+int reports_history_html(const char *path, const char *model, const char *suite, FILE *f,
+                         struct jb_err *err) {
+    struct htable t = {0};
+    int rc = htable_read(&t, path, model, suite, err);
+    if (rc) {
+        htable_free(&t);
+        return rc;
+    }
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+          "<title>joulebench history</title>\n<style>\n"
+          "body{font-family:sans-serif;margin:2em;max-width:80em;color:#222}\n"
+          "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid "
+          "#ccc;padding:3px 8px;text-align:right}th:first-child,td:first-child,td:nth-child(2)"
+          "{text-align:left}\n.plot{border:1px solid #ddd;max-width:100%;height:auto}\n"
+          "svg text{font-family:sans-serif;font-size:12px;fill:#333}\n"
+          ".warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.5em 1em}\n"
+          ".bad{color:#b00;font-weight:bold}\nfigure{margin:1em 0}\n</style></head><body>\n"
+          "<h1>joulebench history</h1>\n<p>",
+          f);
+    reports_html_esc(f, path);
+    fprintf(f, ": %d row%s over %d run%s, %d model × suite line%s.</p>\n", t.n,
+            t.n == 1 ? "" : "s", t.n_x, t.n_x == 1 ? "" : "s", t.n_series,
+            t.n_series == 1 ? "" : "s");
+    h_regression_table(f, &t);
+    for (int k = 0; k < N_H; k++) h_plot(f, k, t.rows, t.n, t.n_x, t.xlabels, t.series, t.n_series);
     fputs("</body></html>\n", f);
     if (ferror(f)) rc = jb_err_set(err, JB_EIO, "%s: cannot write the trend page", path);
-out:
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    for (int i = 0; i < n; i++) {
-        free(rows[i].commit);
-        free(rows[i].run);
-        free(rows[i].when);
-        free(rows[i].series);
-    }
-    for (int i = 0; i < n_x; i++) free(xlabels[i]);
-    free(rows);
-    free(xlabels);
-    free(series);
+    htable_free(&t);
     return rc;
 }
