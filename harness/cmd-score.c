@@ -106,187 +106,187 @@ static struct group *group_for(struct group *gs, size_t *n, enum evals_metric m,
     return g;
 }
 
-static int run(int argc, char **argv) {
+/* What one `score` call holds, from its arguments to its groups. */
+struct score_ctx {
+    const char *metric_name, *suite_name, *data, *preds, *json_out;
+    bool skip_bad;
+    enum evals_metric metric;
+    const struct evals_suite *suite;
+    struct evals_loader *loader;
+    char *buf;
+    size_t len, n_preds;
+    struct evals_prediction **pv;
+    struct bad_list badl;
+    struct group groups[2 * EVALS_METRIC_COUNT_ + 2];
+    size_t n_groups;
+};
+
+/* The options; exit status 2 (usage printed) on a bad one, -1 for --help, else 0. */
+static int parse_args(struct score_ctx *x, int argc, char **argv) {
     static const struct option opts[] = {
         {"metric", required_argument, NULL, 'm'}, {"suite", required_argument, NULL, 's'},
         {"data", required_argument, NULL, 'd'},   {"predictions", required_argument, NULL, 'p'},
         {"json", required_argument, NULL, 'j'},   {"skip-bad", no_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0},
     };
-    const char *metric_name = NULL, *suite_name = NULL, *data = NULL, *preds = NULL,
-               *json_out = NULL;
-    bool skip_bad = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': metric_name = optarg; break;
-        case 's': suite_name = optarg; break;
-        case 'd': data = optarg; break;
-        case 'p': preds = optarg; break;
-        case 'j': json_out = optarg; break;
-        case 'b': skip_bad = true; break;
-        case 'h': usage(); return 0;
+        case 'm': x->metric_name = optarg; break;
+        case 's': x->suite_name = optarg; break;
+        case 'd': x->data = optarg; break;
+        case 'p': x->preds = optarg; break;
+        case 'j': x->json_out = optarg; break;
+        case 'b': x->skip_bad = true; break;
+        case 'h': usage(); return -1;
         default: return harness_usage_error("score", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
         return harness_usage_error("score", "unexpected argument '%s'", argv[optind]);
-    if (!preds) return harness_usage_error("score", "--predictions FILE is required");
-    if (!metric_name == !suite_name)
+    if (!x->preds) return harness_usage_error("score", "--predictions FILE is required");
+    if (!x->metric_name == !x->suite_name)
         return harness_usage_error("score", "give exactly one of --metric and --suite");
-    if (suite_name && !data) return harness_usage_error("score", "--suite needs --data DIR");
-
+    if (x->suite_name && !x->data) return harness_usage_error("score", "--suite needs --data DIR");
     struct jb_err err = {0};
-    enum evals_metric metric = EVALS_METRIC_RELAXED_ACCURACY;
-    const struct evals_suite *suite = NULL;
-    if (metric_name && evals_metric_from_name(metric_name, &metric, &err) < 0)
+    x->metric = EVALS_METRIC_RELAXED_ACCURACY;
+    if (x->metric_name && evals_metric_from_name(x->metric_name, &x->metric, &err) < 0)
         return harness_usage_error("score", "%s", err.msg);
-    if (suite_name && !(suite = evals_suite_find(suite_name)))
+    if (x->suite_name && !(x->suite = evals_suite_find(x->suite_name)))
         return harness_usage_error("score", "unknown suite '%s' (see 'joulebench suites')",
-                                   suite_name);
+                                   x->suite_name);
+    return 0;
+}
 
-    int status = 2;
-    struct evals_loader *loader = NULL;
-    char *buf = NULL;
-    size_t len = 0, n_preds = 0;
-    struct evals_prediction **pv = NULL;
-    char **where_v = NULL;
-    struct bad_list badl = {0};
-    struct group groups[2 * EVALS_METRIC_COUNT_ + 2];
-    size_t n_groups = 0;
-    json_t *root = NULL;
-
-    if (suite) {
-        struct evals_loader_opts lo = {.skip_bad = skip_bad};
-        if (evals_loader_open(&loader, suite, data, &lo, &err) < 0) {
-            harness_fail("%s", err.msg);
-            goto out;
-        }
-        for (size_t i = 0; i < evals_loader_n_bad(loader); i++)
-            bad_add(&badl, evals_loader_bad(loader, i));
-        metric = evals_suite_metric(suite);
+/* The dataset (with --suite) and every line of the predictions file, read and checked before
+ * anything is scored; a bad line stops here unless --skip-bad. */
+static int read_inputs(struct score_ctx *x) {
+    struct jb_err err = {0};
+    if (x->suite) {
+        struct evals_loader_opts lo = {.skip_bad = x->skip_bad};
+        if (evals_loader_open(&x->loader, x->suite, x->data, &lo, &err) < 0)
+            return harness_fail("%s", err.msg);
+        for (size_t i = 0; i < evals_loader_n_bad(x->loader); i++)
+            bad_add(&x->badl, evals_loader_bad(x->loader, i));
+        x->metric = evals_suite_metric(x->suite);
     }
-    if (jb_file_read_all(preds, &buf, &len, &err) < 0) {
-        harness_fail("%s", err.msg);
-        goto out;
-    }
-    /* Every line is read and checked before anything is scored. */
-    size_t cap = 1;
-    for (size_t i = 0; i < len; i++) cap += buf[i] == '\n';
-    pv = calloc(cap, sizeof *pv);
-    if (!pv) {
-        harness_fail("out of memory");
-        goto out;
-    }
-    size_t line = 0;
-    for (char *p = buf; p < buf + len;) {
-        char *e = memchr(p, '\n', (size_t)(buf + len - p));
-        size_t n = e ? (size_t)(e - p) : (size_t)(buf + len - p);
+    if (jb_file_read_all(x->preds, &x->buf, &x->len, &err) < 0)
+        return harness_fail("%s", err.msg);
+    size_t cap = 1, line = 0;
+    for (size_t i = 0; i < x->len; i++) cap += x->buf[i] == '\n';
+    if (!(x->pv = calloc(cap, sizeof *x->pv))) return harness_fail("out of memory");
+    for (char *p = x->buf; p < x->buf + x->len;) {
+        char *e = memchr(p, '\n', (size_t)(x->buf + x->len - p));
+        size_t n = e ? (size_t)(e - p) : (size_t)(x->buf + x->len - p), k = 0;
         line++;
-        size_t k = 0;
         while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r')) k++;
         if (k < n) {
             char where[1100];
-            snprintf(where, sizeof where, "%s:%zu", preds, line);
+            snprintf(where, sizeof where, "%s:%zu", x->preds, line);
             struct evals_prediction *pr = NULL;
-            int rc = evals_prediction_parse(&pr, p, n, where, suite == NULL, metric, &err);
-            if (rc == 0 && suite && !evals_loader_find(loader, evals_prediction_id(pr)))
+            int rc = evals_prediction_parse(&pr, p, n, where, x->suite == NULL, x->metric, &err);
+            if (rc == 0 && x->suite && !evals_loader_find(x->loader, evals_prediction_id(pr)))
                 rc = jb_err_set(&err, JB_ENOTFOUND, "%s: id '%s' is not in %s at %s", where,
-                                evals_prediction_id(pr), suite_name, data);
-            if (rc < 0) {
+                                evals_prediction_id(pr), x->suite_name, x->data);
+            if (rc >= 0) {
+                x->pv[x->n_preds++] = pr;
+            } else {
                 evals_prediction_free(pr);
-                if (!skip_bad) {
-                    harness_fail("%s (--skip-bad skips such lines)", err.msg);
-                    goto out;
-                }
-                bad_add(&badl, err.msg);
-            } else
-                pv[n_preds++] = pr;
+                if (!x->skip_bad) return harness_fail("%s (--skip-bad skips such lines)", err.msg);
+                bad_add(&x->badl, err.msg);
+            }
         }
         p += n + 1;
     }
+    return 0;
+}
 
-    for (size_t i = 0; i < n_preds; i++) {
+/* Scores every prediction into its metric's group (and its subset's, e.g. ChartQA human);
+ * the suite's main metric over all its samples leads. */
+static int score_all(struct score_ctx *x) {
+    struct jb_err err = {0};
+    for (size_t i = 0; i < x->n_preds; i++) {
         struct evals_score sc;
-        const char *id = evals_prediction_id(pv[i]);
-        enum evals_metric m = metric;
-        const char *subset = "";
+        const char *id = evals_prediction_id(x->pv[i]), *subset = "";
+        enum evals_metric m = x->metric;
         int rc;
-        if (suite) {
-            const struct evals_sample *x = evals_loader_find(loader, id);
-            m = evals_sample_metric(x);
-            subset = evals_sample_subset(x);
-            rc = evals_sample_score(x, evals_prediction_text(pv[i]), &sc, &err);
+        if (x->suite) {
+            const struct evals_sample *smp = evals_loader_find(x->loader, id);
+            m = evals_sample_metric(smp);
+            subset = evals_sample_subset(smp);
+            rc = evals_sample_score(smp, evals_prediction_text(x->pv[i]), &sc, &err);
         } else
-            rc = evals_prediction_score(pv[i], m, &sc, &err);
+            rc = evals_prediction_score(x->pv[i], m, &sc, &err);
         if (rc < 0) {
-            if (!skip_bad) {
-                harness_fail("%s: id '%s': %s", preds, id, err.msg);
-                goto out;
-            }
+            if (!x->skip_bad) return harness_fail("%s: id '%s': %s", x->preds, id, err.msg);
             char msg[1200];
-            snprintf(msg, sizeof msg, "%s: id '%s': %s", preds, id, err.msg);
-            bad_add(&badl, msg);
+            snprintf(msg, sizeof msg, "%s: id '%s': %s", x->preds, id, err.msg);
+            bad_add(&x->badl, msg);
             continue;
         }
-        evals_agg_add(group_for(groups, &n_groups, m, "")->agg, id, &sc);
-        if (subset[0]) evals_agg_add(group_for(groups, &n_groups, m, subset)->agg, id, &sc);
+        evals_agg_add(group_for(x->groups, &x->n_groups, m, "")->agg, id, &sc);
+        if (subset[0]) evals_agg_add(group_for(x->groups, &x->n_groups, m, subset)->agg, id, &sc);
     }
-    if (n_groups == 0) {
-        harness_fail("%s: nothing to score", preds);
-        goto out;
-    }
-    /* the suite's main metric over all its samples leads (synth-count also has pointing) */
-    for (size_t i = 1; i < n_groups; i++)
-        if (groups[i].metric == metric && !groups[i].subset[0] &&
-            !(groups[0].metric == metric && !groups[0].subset[0])) {
-            struct group t = groups[0];
-            groups[0] = groups[i];
-            groups[i] = t;
+    if (x->n_groups == 0) return harness_fail("%s: nothing to score", x->preds);
+    struct group *g = x->groups;
+    for (size_t i = 1; i < x->n_groups; i++)
+        if (g[i].metric == x->metric && !g[i].subset[0] &&
+            !(g[0].metric == x->metric && !g[0].subset[0])) {
+            struct group t = g[0];
+            g[0] = g[i];
+            g[i] = t;
         }
+    return 0;
+}
 
+/* The table on stdout, the skipped lines on stderr, and --json. */
+static int report(const struct score_ctx *x) {
     printf("%-28s %6s  %-6s  %-16s\n", "metric", "n", "mean", "95% interval");
-    for (size_t i = 0; i < n_groups; i++) print_group(&groups[i]);
-    if (badl.n) {
-        fprintf(stderr, "joulebench score: skipped %zu bad line(s)/record(s):\n", badl.n);
-        for (size_t i = 0; i < badl.n && i < MAX_BAD_LISTED; i++)
-            fprintf(stderr, "  %s\n", badl.msgs[i]);
-        if (badl.n > MAX_BAD_LISTED)
-            fprintf(stderr, "  ... and %zu more\n", badl.n - MAX_BAD_LISTED);
+    for (size_t i = 0; i < x->n_groups; i++) print_group(&x->groups[i]);
+    if (x->badl.n) {
+        fprintf(stderr, "joulebench score: skipped %zu bad line(s)/record(s):\n", x->badl.n);
+        for (size_t i = 0; i < x->badl.n && i < MAX_BAD_LISTED; i++)
+            fprintf(stderr, "  %s\n", x->badl.msgs[i]);
+        if (x->badl.n > MAX_BAD_LISTED)
+            fprintf(stderr, "  ... and %zu more\n", x->badl.n - MAX_BAD_LISTED);
     }
-    if (json_out) {
-        root = summary_json(&groups[0], true);
-        if (suite) {
-            json_object_set_new(root, "suite", json_string(suite_name));
-            json_object_set_new(root, "layout", json_string(evals_loader_layout(loader)));
-        }
-        if (n_groups > 1) {
-            json_t *arr = json_array();
-            for (size_t i = 1; i < n_groups; i++)
-                json_array_append_new(arr, summary_json(&groups[i], false));
-            json_object_set_new(root, "groups", arr);
-        }
-        json_t *sk = json_array();
-        for (size_t i = 0; i < badl.n && i < MAX_BAD_LISTED; i++)
-            json_array_append_new(sk, json_string(badl.msgs[i]));
-        json_object_set_new(root, "skipped", json_pack("{s:I, s:o}", "n", (json_int_t)badl.n,
-                                                       "examples", sk));
-        if (jb_json_write_file(json_out, root, &err) < 0) {
-            harness_fail("%s", err.msg);
-            goto out;
-        }
+    if (!x->json_out) return 0;
+    json_t *root = summary_json(&x->groups[0], true);
+    if (x->suite) {
+        json_object_set_new(root, "suite", json_string(x->suite_name));
+        json_object_set_new(root, "layout", json_string(evals_loader_layout(x->loader)));
     }
-    status = 0;
-out:
+    if (x->n_groups > 1) {
+        json_t *arr = json_array();
+        for (size_t i = 1; i < x->n_groups; i++)
+            json_array_append_new(arr, summary_json(&x->groups[i], false));
+        json_object_set_new(root, "groups", arr);
+    }
+    json_t *sk = json_array();
+    for (size_t i = 0; i < x->badl.n && i < MAX_BAD_LISTED; i++)
+        json_array_append_new(sk, json_string(x->badl.msgs[i]));
+    json_object_set_new(root, "skipped",
+                        json_pack("{s:I, s:o}", "n", (json_int_t)x->badl.n, "examples", sk));
+    struct jb_err err = {0};
+    int rc = jb_json_write_file(x->json_out, root, &err) < 0 ? harness_fail("%s", err.msg) : 0;
     json_decref(root);
-    for (size_t i = 0; i < n_groups; i++) evals_agg_free(groups[i].agg);
-    for (size_t i = 0; i < badl.n && i < MAX_BAD_LISTED; i++) free(badl.msgs[i]);
-    for (size_t i = 0; i < n_preds; i++) evals_prediction_free(pv[i]);
-    free(pv);
-    free(where_v);
-    free(buf);
-    evals_loader_close(loader);
+    return rc;
+}
+
+static int run(int argc, char **argv) {
+    struct score_ctx x = {0};
+    int status = parse_args(&x, argc, argv);
+    if (status) return status < 0 ? 0 : status;
+    status = read_inputs(&x);
+    if (!status) status = score_all(&x);
+    if (!status) status = report(&x);
+    for (size_t i = 0; i < x.n_groups; i++) evals_agg_free(x.groups[i].agg);
+    for (size_t i = 0; i < x.badl.n && i < MAX_BAD_LISTED; i++) free(x.badl.msgs[i]);
+    for (size_t i = 0; i < x.n_preds; i++) evals_prediction_free(x.pv[i]);
+    free(x.pv);
+    free(x.buf);
+    evals_loader_close(x.loader);
     return status;
 }
 
