@@ -224,7 +224,9 @@ static void print_human(const struct meter *m, const struct meter_result *r, con
     fprintf(o, "\n");
 }
 
-static int run(int argc, char **argv) {
+/* The options into op; *cmd_at the index of the command. Returns -1 to go on, else the exit
+ * status (0 after --help or the region list, 2 on a usage error). */
+static int parse_args(struct opts *op, int argc, char **argv, int *cmd_at) {
     static const struct option lopts[] = {
         {"interval-ms", required_argument, NULL, 'i'},
         {"meter", required_argument, NULL, 'm'},
@@ -240,7 +242,6 @@ static int run(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
-    struct opts op = {.pue = 1.0, .idle_s = 5.0, .grid = -1};
     double v;
     int c;
     optind = 1;
@@ -248,73 +249,62 @@ static int run(int argc, char **argv) {
         switch (c) {
         case 'i':
             if (parse_double("interval-ms", optarg, 10, 1000, &v)) return 2;
-            op.mo.interval_ms = (int)v;
+            op->mo.interval_ms = (int)v;
             break;
-        case 'm': op.mo.backend = optarg; break;
-        case 'r': op.region = optarg; break;
+        case 'm': op->mo.backend = optarg; break;
+        case 'r': op->region = optarg; break;
         case 'g':
-            if (parse_double("grid-g-per-kwh", optarg, 0, 5000, &op.grid)) return 2;
+            if (parse_double("grid-g-per-kwh", optarg, 0, 5000, &op->grid)) return 2;
             break;
         case 'p':
-            if (parse_double("pue", optarg, 1, 10, &op.pue)) return 2;
+            if (parse_double("pue", optarg, 1, 10, &op->pue)) return 2;
             break;
         case 'I':
-            if (parse_double("idle-s", optarg, 0, 3600, &op.idle_s)) return 2;
+            if (parse_double("idle-s", optarg, 0, 3600, &op->idle_s)) return 2;
             break;
         case 't':
-            if (parse_double("tdp-w", optarg, 1, 5000, &op.mo.tdp_w)) return 2;
+            if (parse_double("tdp-w", optarg, 1, 5000, &op->mo.tdp_w)) return 2;
             break;
         case 'e':
-            if (parse_double("embodied-g-per-h", optarg, 0, 1e6, &op.embodied)) return 2;
+            if (parse_double("embodied-g-per-h", optarg, 0, 1e6, &op->embodied)) return 2;
             break;
-        case 'G': op.mo.no_gpu = true; break;
-        case 'j': op.json = optarg; break;
-        case 'T': op.trace = optarg; break;
+        case 'G': op->mo.no_gpu = true; break;
+        case 'j': op->json = optarg; break;
+        case 'T': op->trace = optarg; break;
         case 'h': usage(); return 0;
         default: return harness_usage_error("measure", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (op.region && strcmp(op.region, "list") == 0) return list_regions();
+    if (op->region && strcmp(op->region, "list") == 0) return list_regions();
     if (optind >= argc)
         return harness_usage_error("measure", "no command to run: joulebench measure -- CMD");
-    char **cmd = argv + optind;
+    *cmd_at = optind;
+    return -1;
+}
 
-    struct jb_err err = {0};
-    struct meter_carbon carbon;
-    if (op.grid >= 0) {
-        memset(&carbon, 0, sizeof carbon);
-        snprintf(carbon.region, sizeof carbon.region, "%s", op.region ? op.region : "custom");
-        carbon.g_per_kwh = op.grid;
-        snprintf(carbon.source, sizeof carbon.source, "--grid-g-per-kwh, given by the user");
-    } else if (meter_carbon_lookup(op.region, &carbon, &err) < 0) {
-        return harness_fail("%s", err.msg);
+/* The grid factor: --grid-g-per-kwh, else the region's (or the world's) from the table. */
+static int carbon_of(const struct opts *op, struct meter_carbon *carbon, struct jb_err *err) {
+    if (op->grid >= 0) {
+        memset(carbon, 0, sizeof *carbon);
+        snprintf(carbon->region, sizeof carbon->region, "%s", op->region ? op->region : "custom");
+        carbon->g_per_kwh = op->grid;
+        snprintf(carbon->source, sizeof carbon->source, "--grid-g-per-kwh, given by the user");
+    } else if (meter_carbon_lookup(op->region, carbon, err) < 0) {
+        return err->code;
     }
-    carbon.pue = op.pue;
-    carbon.embodied_g_per_h = op.embodied;
+    carbon->pue = op->pue;
+    carbon->embodied_g_per_h = op->embodied;
+    return 0;
+}
 
-    struct meter *m = NULL;
-    if (meter_open(&m, &op.mo, &err) < 0) return harness_fail("%s", err.msg);
-    harness_log_meter_notes(m);
-    if (meter_source(m) == METER_SOURCE_ESTIMATED)
-        jb_log(JB_LOG_WARN, "no energy counter is readable here: figures are ESTIMATED "
-                            "('joulebench meters' says why each backend is unavailable)");
-    int rc = 2, status = 0;
-    if (op.idle_s > 0) {
-        jb_log(JB_LOG_INFO, "measuring idle power for %.1f s", op.idle_s);
-        if (meter_idle_measure(m, op.idle_s, &err) < 0) {
-            rc = harness_fail("%s", err.msg);
-            goto out;
-        }
-    }
-    if (meter_start(m, &err) < 0) {
-        rc = harness_fail("%s", err.msg);
-        goto out;
-    }
-    /* like time(1): the child gets ^C, we wait for it and still report */
+/* Runs cmd under the started meter, like time(1): the child gets ^C, we wait for it and still
+ * report. Returns its exit status (128 + signal when killed), or -1 when it cannot fork. */
+static int run_child(char **cmd, int *fork_errno) {
     struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
     sigaction(SIGINT, &ign, &old_int);
     sigaction(SIGQUIT, &ign, &old_quit);
     pid_t pid = fork();
+    *fork_errno = pid < 0 ? errno : 0;
     if (pid == 0) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGQUIT, &old_quit, NULL);
@@ -329,29 +319,61 @@ static int run(int argc, char **argv) {
         }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
-    meter_stop(m, NULL);
-    if (pid < 0) {
-        rc = harness_fail("cannot fork: %s", strerror(errno));
-        goto out;
-    }
-    status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-    if (meter_counters_status(m))
-        jb_log(JB_LOG_INFO, "instructions and cycles not counted: %s", meter_counters_status(m));
+    if (pid < 0) return -1;
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
 
+/* The figures: on stderr as perf stat does, then --json and --trace. Returns the child's
+ * status, or 2 when a file could not be written. */
+static int report(struct meter *m, const struct opts *op, const struct meter_carbon *carbon,
+                  int status, char **cmd) {
+    struct jb_err err = {0};
     struct meter_result r;
     double dj[METER_MAX_DOMAINS], didle[METER_MAX_DOMAINS];
     meter_result_get(m, &r, dj, didle);
-    double co2 = meter_carbon_co2e_g(&carbon, r.energy_j, r.time_s);
-    print_human(m, &r, dj, &carbon, co2, status, cmd);
-    rc = status;
-    if (op.json) {
-        json_t *j = result_json(m, &r, dj, didle, &carbon, co2, status, cmd);
-        int wr = j ? jb_json_write_file(op.json, j, &err) : jb_err_set(&err, JB_ENOMEM, "json");
+    double co2 = meter_carbon_co2e_g(carbon, r.energy_j, r.time_s);
+    print_human(m, &r, dj, carbon, co2, status, cmd);
+    int rc = status;
+    if (op->json) {
+        json_t *j = result_json(m, &r, dj, didle, carbon, co2, status, cmd);
+        int wr = j ? jb_json_write_file(op->json, j, &err) : jb_err_set(&err, JB_ENOMEM, "json");
         json_decref(j);
         if (wr < 0) rc = harness_fail("%s", err.msg);
     }
-    if (op.trace && write_trace(m, op.trace, &err) < 0) rc = harness_fail("%s", err.msg);
-out:
+    if (op->trace && write_trace(m, op->trace, &err) < 0) rc = harness_fail("%s", err.msg);
+    return rc;
+}
+
+static int run(int argc, char **argv) {
+    struct opts op = {.pue = 1.0, .idle_s = 5.0, .grid = -1};
+    int cmd_at = 0, rc = parse_args(&op, argc, argv, &cmd_at);
+    if (rc >= 0) return rc;
+    char **cmd = argv + cmd_at;
+    struct jb_err err = {0};
+    struct meter_carbon carbon;
+    if (carbon_of(&op, &carbon, &err)) return harness_fail("%s", err.msg);
+    struct meter *m = NULL;
+    if (meter_open(&m, &op.mo, &err) < 0) return harness_fail("%s", err.msg);
+    harness_log_meter_notes(m);
+    if (meter_source(m) == METER_SOURCE_ESTIMATED)
+        jb_log(JB_LOG_WARN, "no energy counter is readable here: figures are ESTIMATED "
+                            "('joulebench meters' says why each backend is unavailable)");
+    if (op.idle_s > 0) jb_log(JB_LOG_INFO, "measuring idle power for %.1f s", op.idle_s);
+    if ((op.idle_s > 0 && meter_idle_measure(m, op.idle_s, &err) < 0) ||
+        meter_start(m, &err) < 0) {
+        rc = harness_fail("%s", err.msg);
+    } else {
+        int fork_errno = 0, status = run_child(cmd, &fork_errno);
+        meter_stop(m, NULL);
+        if (status < 0) {
+            rc = harness_fail("cannot fork: %s", strerror(fork_errno));
+        } else {
+            if (meter_counters_status(m))
+                jb_log(JB_LOG_INFO, "instructions and cycles not counted: %s",
+                       meter_counters_status(m));
+            rc = report(m, &op, &carbon, status, cmd);
+        }
+    }
     meter_close(m);
     return rc;
 }
