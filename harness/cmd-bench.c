@@ -485,7 +485,60 @@ static int default_threads(void) {
     return 1;
 }
 
-static int run(int argc, char **argv) {
+/* A whole number in lo..hi from optarg, or -1 after a usage error naming opt. */
+static long opt_long(const char *opt, const char *arg, long lo, long hi) {
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (!*arg || *end || v < lo || v > hi) {
+        harness_usage_error("bench", "--%s wants %ld..%ld, not '%s'", opt, lo, hi, arg);
+        return -1;
+    }
+    return v;
+}
+
+/* One option into o; 2 after a usage error, 0 else. */
+static int parse_opt(struct bench_opts *o, int c) {
+    char *end;
+    switch (c) {
+    case 'm': o->machine = 1; break;
+    case 'k': o->kernels = 1; break;
+    case 't': return (o->threads = (int)opt_long("threads", optarg, 1, 1024)) < 0 ? 2 : 0;
+    case 'r': return (o->reps = (int)opt_long("reps", optarg, 1, 1000)) < 0 ? 2 : 0;
+    case 'b': return (o->bw_mib = opt_long("bw-mib", optarg, 1, 1L << 20)) < 0 ? 2 : 0;
+    case 'c': return (o->crops = (int)opt_long("crops", optarg, 0, 1000000)) < 0 ? 2 : 0;
+    case 'p':
+        return (o->prompt_tokens = (int)opt_long("prompt-tokens", optarg, 1, 1000000)) < 0 ? 2 : 0;
+    case 'g': return (o->gen_tokens = (int)opt_long("gen-tokens", optarg, 0, 1000000)) < 0 ? 2 : 0;
+    case 'K':
+        if (molmo_isa_parse(optarg, &o->isa))
+            return harness_usage_error("bench", "--kernel: unknown kernel '%s'", optarg);
+        break;
+    case 'j': o->json_path = optarg; break;
+    case 'Q':
+        if (strcmp(optarg, "int16") == 0) o->q8_x = MOLMO_Q8_ACT_INT16;
+        else if (strcmp(optarg, "f32") == 0) o->q8_x = MOLMO_Q8_ACT_F32;
+        else if (strcmp(optarg, "int8") == 0) o->q8_x = MOLMO_Q8_ACT_INT8;
+        else return harness_usage_error("bench", "--q8-x is int16, f32 or int8, not '%s'", optarg);
+        break;
+    case 'E': o->meter = optarg; break;
+    case 'A':
+        if (strcmp(optarg, "f32") != 0 && strcmp(optarg, "bf16") != 0)
+            return harness_usage_error("bench", "--activations is f32 or bf16, not '%s'", optarg);
+        o->activations = optarg;
+        break;
+    case 'W':
+        o->tdp_w = strtod(optarg, &end);
+        if (*end || !(o->tdp_w > 0 && o->tdp_w < 1e5))
+            return harness_usage_error("bench", "--tdp-w wants watts > 0, not '%s'", optarg);
+        break;
+    case 'M': o->model = optarg; break;
+    default: return harness_usage_error("bench", "unknown option -%c", c);
+    }
+    return 0;
+}
+
+/* The options; -1 to go on, else the exit status (0 after --help). */
+static int parse_args(struct bench_opts *o, int argc, char **argv) {
     static const struct option opts[] = {
         {"machine", no_argument, NULL, 'm'}, {"kernels", no_argument, NULL, 'k'},
         {"threads", required_argument, NULL, 't'}, {"reps", required_argument, NULL, 'r'},
@@ -499,112 +552,64 @@ static int run(int argc, char **argv) {
         {"activations", required_argument, NULL, 'A'},
         {0, 0, 0, 0},
     };
-    struct bench_opts o = {.threads = default_threads(), .reps = 5, .bw_mib = 512,
-                           .isa = MOLMO_ISA_BEST, .crops = 1, .prompt_tokens = 512,
-                           .gen_tokens = 32};
     int c;
-    char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': o.machine = 1; break;
-        case 'k': o.kernels = 1; break;
-        case 't':
-            o.threads = (int)strtol(optarg, &end, 10);
-            if (*end || o.threads < 1 || o.threads > 1024)
-                return harness_usage_error("bench", "--threads wants 1..1024, not '%s'", optarg);
-            break;
-        case 'r':
-            o.reps = (int)strtol(optarg, &end, 10);
-            if (*end || o.reps < 1 || o.reps > 1000)
-                return harness_usage_error("bench", "--reps wants 1..1000, not '%s'", optarg);
-            break;
-        case 'b':
-            o.bw_mib = strtol(optarg, &end, 10);
-            if (*end || o.bw_mib < 1 || o.bw_mib > (1L << 20))
-                return harness_usage_error("bench", "--bw-mib wants 1..1048576, not '%s'", optarg);
-            break;
-        case 'K':
-            if (molmo_isa_parse(optarg, &o.isa))
-                return harness_usage_error("bench", "--kernel: unknown kernel '%s'", optarg);
-            break;
-        case 'j': o.json_path = optarg; break;
-        case 'Q':
-            if (strcmp(optarg, "int16") == 0) o.q8_x = MOLMO_Q8_ACT_INT16;
-            else if (strcmp(optarg, "f32") == 0) o.q8_x = MOLMO_Q8_ACT_F32;
-            else if (strcmp(optarg, "int8") == 0) o.q8_x = MOLMO_Q8_ACT_INT8;
-            else
-                return harness_usage_error("bench", "--q8-x is int16, f32 or int8, not '%s'",
-                                           optarg);
-            break;
-        case 'E': o.meter = optarg; break;
-        case 'A':
-            if (strcmp(optarg, "f32") != 0 && strcmp(optarg, "bf16") != 0)
-                return harness_usage_error("bench", "--activations is f32 or bf16, not '%s'",
-                                           optarg);
-            o.activations = optarg;
-            break;
-        case 'W':
-            o.tdp_w = strtod(optarg, &end);
-            if (*end || !(o.tdp_w > 0 && o.tdp_w < 1e5))
-                return harness_usage_error("bench", "--tdp-w wants watts > 0, not '%s'", optarg);
-            break;
-        case 'M': o.model = optarg; break;
-        case 'c':
-        case 'p':
-        case 'g': {
-            long v = strtol(optarg, &end, 10);
-            int lo = c == 'p' ? 1 : 0;
-            if (!*optarg || *end || v < lo || v > 1000000)
-                return harness_usage_error("bench", "--%s wants %d..1000000, not '%s'",
-                                           c == 'c' ? "crops" : c == 'p' ? "prompt-tokens"
-                                                                         : "gen-tokens",
-                                           lo, optarg);
-            *(c == 'c' ? &o.crops : c == 'p' ? &o.prompt_tokens : &o.gen_tokens) = (int)v;
-            break;
+        if (c == 'h') {
+            usage();
+            return 0;
         }
-        case 'h': usage(); return 0;
-        default: return harness_usage_error("bench", "unknown option '%s'", argv[optind - 1]);
-        }
+        if (c == '?') return harness_usage_error("bench", "unknown option '%s'", argv[optind - 1]);
+        if (parse_opt(o, c)) return 2;
     }
     if (optind < argc)
         return harness_usage_error("bench", "unexpected argument '%s'", argv[optind]);
-    if (!o.machine && !o.kernels && !o.model)
+    if (!o->machine && !o->kernels && !o->model)
         return harness_usage_error("bench",
                                    "say what to measure: --machine, --kernels and/or --model DIR");
+    return -1;
+}
 
-    struct jb_err err = {0};
-    struct jb_pool *pool = NULL;
-    json_t *root = json_object(), *mach = json_object();
-    struct machine_limits lim = {0};
-    struct model_figures mf = {0};
-    int rc = 0;
-    /* The model first, so that its peak resident memory is not the probes' buffers; its
-     * pool is closed before the probes open theirs. */
-    if (o.model && (rc = bench_model(&o, &mf, &err))) goto out;
-    if ((rc = jb_pool_open(&pool, o.threads, 1, &err))) goto out;
-
+/* The table's head: the CPU, the kernels chosen, the columns. */
+static void print_head(const struct bench_opts *o) {
     struct molmo_cpu cpu = molmo_cpu_detect();
     char feat[128];
     cpu_features(feat, sizeof feat, &cpu);
-    printf("cpu: %s\nkernel: %s (best this CPU runs: %s)\n\n", feat, molmo_kernels_name(o.isa),
+    printf("cpu: %s\nkernel: %s (best this CPU runs: %s)\n\n", feat, molmo_kernels_name(o->isa),
            molmo_isa_name(cpu.best));
     printf("| %-36s | %7s | %-18s | %-22s | %-26s |\n", "probe", "threads", "kernel", "result",
            "fraction of limit");
     printf("| %.36s | %.7s | %.18s | %.22s | %.26s |\n", "------------------------------------",
            "------:", "------------------", "----------------------",
            "--------------------------");
+}
+
+static int run(int argc, char **argv) {
+    struct bench_opts o = {.threads = default_threads(), .reps = 5, .bw_mib = 512,
+                           .isa = MOLMO_ISA_BEST, .crops = 1, .prompt_tokens = 512,
+                           .gen_tokens = 32};
+    int rc = parse_args(&o, argc, argv);
+    if (rc >= 0) return rc;
+    struct jb_err err = {0};
+    struct jb_pool *pool = NULL;
+    json_t *root = json_object(), *mach = json_object();
+    struct machine_limits lim = {0};
+    struct model_figures mf = {0};
+    rc = 0;
+    /* The model first, so that its peak resident memory is not the probes' buffers; its
+     * pool is closed before the probes open theirs. */
+    if (o.model && (rc = bench_model(&o, &mf, &err))) goto out;
+    if ((rc = jb_pool_open(&pool, o.threads, 1, &err))) goto out;
+    print_head(&o);
     /* The kernels' fractions need the limits, so --kernels measures them too. */
-    rc = bench_machine(pool, &o, &lim, mach, &err);
-    if (rc) goto out;
+    if ((rc = bench_machine(pool, &o, &lim, mach, &err))) goto out;
     json_object_set_new(root, "machine", mach);
     mach = NULL;
     if (o.model) report_model(&o, &mf, &lim, root);
     if (o.kernels) {
         json_t *kern = json_object();
         json_object_set_new(root, "kernels", kern);
-        rc = bench_kernels(pool, &o, &lim, kern, &err);
-        if (rc) goto out;
+        if ((rc = bench_kernels(pool, &o, &lim, kern, &err))) goto out;
     }
     fflush(stdout);
     if (o.json_path) rc = jb_json_write_file(o.json_path, root, &err);
@@ -615,7 +620,6 @@ out:
     if (rc) return harness_fail("bench: %s", err.msg);
     return 0;
 }
-
 
 const struct harness_cmd cmd_bench = {
     .name = "bench",
