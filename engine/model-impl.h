@@ -180,8 +180,12 @@ struct molmo_model {
 #define MOLMO_MOE_CHUNK 1024
 #define MOLMO_ATT_CHUNK 128
 
+/* A checkpoint directory holding this file (sha256sum format) has every file it lists checked
+ * at load; a mismatch is an error naming the file (the shipped default models have one). */
+#define MOLMO_SHA256_MANIFEST "SHA256SUMS"
+
 /* Loads config, checkpoint and buffers, but neither tokenizer nor preprocessor config (the
- * stage tests run on golden inputs). */
+ * stage tests run on golden inputs). SHA256SUMS, when present, is checked first. */
 int molmo_model_load_weights(struct molmo_model **out, const char *dir,
                              const struct molmo_load_opts *opts, struct jb_err *err);
 void molmo_model_free_weights(struct molmo_model *m);
