@@ -643,7 +643,8 @@ def score(data_dir, suite, preds, work):
     p = os.path.join(work, f"pred-{suite}.jsonl")
     with open(p, "w") as f:
         for i, a in preds:
-            f.write(json.dumps({"id": i, "prediction": a}) + "\n")
+            # an untrained model can emit NUL, which `score` (jansson) refuses
+            f.write(json.dumps({"id": i, "prediction": a.replace("\x00", "")}) + "\n")
     o = os.path.join(work, f"score-{suite}.json")
     subprocess.run([jb_bin(), "score", "--suite", suite, "--data", data_dir, "--predictions", p,
                     "--json", o], check=True, stdout=subprocess.DEVNULL)
@@ -781,7 +782,9 @@ def cmd_train(a):
         pool.append(renew())
     while True:
         el = cpu_seconds() - t0
-        frac = min(1.0, el / total_s)
+        # the schedule follows the step count when --steps is given (reproducible), else the
+        # CPU time spent (a budget)
+        frac = min(1.0, step / a.steps) if a.steps else min(1.0, el / total_s)
         lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -809,7 +812,7 @@ def cmd_train(a):
         if step % 50 == 0:
             print(f"step {step} samples {seen} cpu {(now - t0) / 60:.1f} min loss "
                   f"{np.mean(losses[-50:]):.4f} lr {lr:.2e}", flush=True)
-        final = now - t0 >= total_s
+        final = step >= a.steps if a.steps else now - t0 >= total_s
         if final or now - last_eval >= a.eval_every * 60:
             r = evaluate(model, enc, ev, eval_dir, a.work)
             last_eval = cpu_seconds()
@@ -997,6 +1000,8 @@ def main():
     t.add_argument("--size", default="tiny", choices=sorted(SIZES))
     t.add_argument("--work", required=True)
     t.add_argument("--minutes", type=float, default=60.0, help="CPU minutes of training")
+    t.add_argument("--steps", type=int, default=0,
+                   help="train this many steps instead (the schedule then follows steps)")
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--warmup", type=int, default=100)
