@@ -740,6 +740,9 @@ MIX = {"count": 0.4, "point": 0.3, "synth-chart": 0.15, "synth-doc": 0.15}
 
 def cmd_train(a):
     os.makedirs(a.work, exist_ok=True)
+    mix = dict(MIX, **json.loads(a.mix)) if a.mix else dict(MIX)
+    tot = sum(mix.values())
+    mix = {k: v / tot for k, v in mix.items()}
     tok_path = tokenizer_file(a.work)
     tok = Tok(tok_path)
     cfg = dict(SIZES[a.size])
@@ -761,7 +764,7 @@ def cmd_train(a):
     total_s = a.minutes * 60.0
     curve = open(os.path.join(a.work, "curve.tsv"), "a")
     curve.write(f"# size {a.size} params {n_params} cfg {json.dumps(cfg)} batch {a.batch} "
-                f"lr {a.lr} mix {json.dumps(MIX)}\n")
+                f"lr {a.lr} mix {json.dumps(mix)}\n")
     curve.write("step\tsamples\tcpu_h\tloss\tchart\tdoc\tcount_suite\tcount_exact\n")
     curve.flush()
     best, last_eval, losses = -1.0, t0, []
@@ -789,8 +792,8 @@ def cmd_train(a):
         for g in opt.param_groups:
             g["lr"] = lr
         items = [it for ch in pool for it in ch]
-        by = {k: [it for it in items if it["kind"] == k] for k in MIX}
-        kinds = rng.choice(list(MIX), size=a.batch, p=list(MIX.values()))
+        by = {k: [it for it in items if it["kind"] == k] for k in mix}
+        kinds = rng.choice(list(mix), size=a.batch, p=list(mix.values()))
         batch = [by[k][rng.integers(len(by[k]))] for k in kinds]
         ids, tgt, crops, masks, _ = enc.batch(batch)
         at = tgt != -100
@@ -1005,6 +1008,8 @@ def main():
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--warmup", type=int, default=100)
+    t.add_argument("--mix", help='sampling weights, JSON, e.g. {"count": 0.5} (default '
+                   + json.dumps(MIX) + ")")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--chunk", type=int, default=60, help="images per suite per rendered chunk")
     t.add_argument("--pool", type=int, default=8, help="chunks held")
