@@ -1,5 +1,5 @@
 noinst_LIBRARIES += common/libjbcommon.a
-common_libjbcommon_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+common_libjbcommon_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(NETTLE_CFLAGS)
 common_libjbcommon_a_SOURCES = \
 	common/jb-err.c \
 	common/jb-err.h \
@@ -13,6 +13,8 @@ common_libjbcommon_a_SOURCES = \
 	common/jb-npy.h \
 	common/jb-pool.c \
 	common/jb-pool.h \
+	common/jb-sha256.c \
+	common/jb-sha256.h \
 	common/jb-stats.c \
 	common/jb-stats.h \
 	common/jb-time.c \

@@ -180,6 +180,10 @@ struct molmo_model {
 #define MOLMO_MOE_CHUNK 1024
 #define MOLMO_ATT_CHUNK 128
 
+/* A checkpoint directory holding this file (sha256sum format) has every file it lists checked
+ * at load; a mismatch is an error naming the file (the shipped default models have one). */
+#define MOLMO_SHA256_MANIFEST "SHA256SUMS"
+
 void molmo_model_free_weights(struct molmo_model *m);
 
 /* ---- stages (one call each, on float32 activations) -------------------------------------- */

@@ -5,6 +5,7 @@
 #include "engine/model-impl.h"
 
 #include "common/jb-pool.h"
+#include "common/jb-sha256.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NAME_MAX_LEN 160
 
@@ -276,6 +278,13 @@ int molmo_model_load_weights(struct molmo_model **out, const char *dir,
         rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
         goto out;
     }
+    /* A checkpoint that ships a SHA256SUMS manifest (the default models of `joulebench run`)
+     * has every listed file checked before anything in it is read. */
+    char sums[4096];
+    snprintf(sums, sizeof sums, "%s/" MOLMO_SHA256_MANIFEST, dir);
+    if (access(sums, F_OK) == 0 &&
+        (rc = jb_sha256_manifest_check(dir, MOLMO_SHA256_MANIFEST, NULL, err)))
+        goto out;
     if ((rc = molmo_config_load(&m->cfg, dir, err))) goto out;
     const struct molmo_config *c = &m->cfg;
     if ((rc = molmo_st_open(&m->st, dir, err))) goto out;

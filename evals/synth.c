@@ -24,7 +24,9 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#define SYNTH_VERSION 1
+/* Per suite: a change that alters a suite's bytes for the same seed bumps its version (which
+ * also enters its seed). synth-count 2: the asked counts spread evenly over 2..10. */
+static int synth_version(const char *suite) { return strcmp(suite, "synth-count") == 0 ? 2 : 1; }
 #define DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 /* DejaVuSans.ttf of Debian 12's fonts-dejavu-core 2.37-6 */
 #define DEFAULT_FONT_SHA256 "abdc775b21b1bc470d50c97e790d276f2054b7504e56e5bd3e64f48d68582322"
@@ -68,7 +70,7 @@ static uint64_t fnv1a(const char *s) {
 
 /* hash(suite, version, seed) of evals.md §6 */
 static void seed_rng(struct synth *S, const char *suite, uint64_t seed) {
-    uint64_t st = fnv1a(suite) ^ ((uint64_t)SYNTH_VERSION << 56);
+    uint64_t st = fnv1a(suite) ^ ((uint64_t)synth_version(suite) << 56);
     S->rng = jb_splitmix64(&st) ^ seed;
 }
 
@@ -514,29 +516,40 @@ static int synth_count(struct synth *S, int n, int *n_q, struct jb_err *err) {
     int rc = 0;
     const int W = 640, H = 480, GAP = 8;
     for (int im = 0; im < n && rc == 0; im++) {
+        /* The count asked about is drawn evenly from 2..10, the range of CountBenchQA, so no
+         * answer is more likely than another; then the shapes: the pointing target (the only
+         * one of its combination), that many of the asked combination, and distractors of the
+         * other 16 combinations, at most 12 shapes in all. */
         struct shape sh[12];
-        int total = rnd(S, 1, 12), placed = 0;
+        int want = rnd(S, 2, 10);
         int target = rnd(S, 0, 17); /* the (colour, shape) pointed at: exactly one instance */
-        for (int tries = 0; placed < total && tries < 2000; tries++) {
+        int asked;
+        do asked = rnd(S, 0, 17);
+        while (asked == target);
+        int total = 1 + want + rnd(S, 0, 11 - want), placed = 0;
+        int max_s = 70, fails = 0;
+        while (placed < total) {
             struct shape h;
-            if (placed == 0) {
-                h.colour = target / 3;
-                h.kind = target % 3;
-            } else {
-                int combo;
+            int combo = asked;
+            if (placed == 0) combo = target;
+            else if (placed > want)
                 do combo = rnd(S, 0, 17);
-                while (combo == target);
-                h.colour = combo / 3;
-                h.kind = combo % 3;
-            }
-            h.s = rnd(S, 30, 70);
+                while (combo == target || combo == asked);
+            h.colour = combo / 3;
+            h.kind = combo % 3;
+            h.s = rnd(S, 30, max_s);
             h.x = rnd(S, 4, W - 4 - h.s);
             h.y = rnd(S, 4, H - 4 - h.s);
             bool ok = true;
             for (int j = 0; j < placed && ok; j++)
                 ok = h.x + h.s + GAP <= sh[j].x || sh[j].x + sh[j].s + GAP <= h.x ||
                      h.y + h.s + GAP <= sh[j].y || sh[j].y + sh[j].s + GAP <= h.y;
-            if (ok) sh[placed++] = h;
+            if (ok) {
+                sh[placed++] = h;
+                fails = 0;
+            } else if (++fails % 100 == 0 && max_s > 30) {
+                max_s -= 5; /* crowded: smaller shapes, so every planned one finds room */
+            }
         }
         static const int bgs[3][3] = {{255, 255, 255}, {236, 236, 236}, {245, 240, 225}};
         const int *bg = bgs[rnd(S, 0, 2)];
@@ -560,14 +573,7 @@ static int synth_count(struct synth *S, int n, int *n_q, struct jb_err *err) {
         char rel[64], id[32];
         snprintf(rel, sizeof rel, "images/shapes_%04d.png", im);
         rc = save_png(S, cr, surf, rel, err);
-        /* counting: a combination present or absent */
-        int combo;
-        if (rnd(S, 0, 2)) { /* two times in three a combination that is present */
-            int j = rnd(S, 0, placed - 1);
-            combo = sh[j].colour * 3 + sh[j].kind;
-        } else
-            combo = rnd(S, 0, 17);
-        int cc = combo / 3, ck = combo % 3, count = 0;
+        int cc = asked / 3, ck = asked % 3, count = 0;
         json_t *xs = json_array(), *ys = json_array();
         for (int i = 0; i < placed; i++)
             if (sh[i].colour == cc && sh[i].kind == ck) {
@@ -663,7 +669,7 @@ int evals_synth_write(const char *out_dir, const struct evals_synth_opts *o,
             snprintf(ver, sizeof ver, "%d.%d.%d", FREETYPE_MAJOR, FREETYPE_MINOR, FREETYPE_PATCH);
             json_t *m = json_pack(
                 "{s:s, s:i, s:s, s:i, s:i, s:{s:s, s:s, s:s}, s:{s:s, s:s}, s:O}", "suite",
-                suite_names[s], "version", SYNTH_VERSION, "seed",
+                suite_names[s], "version", synth_version(suite_names[s]), "seed",
                 "", "n_images", n, "n_questions", res->n_questions[s], "libraries", "cairo",
                 cairo_version_string(), "freetype", ver, "zlib", zlibVersion(), "font", "path",
                 S.font_path, "sha256", S.font_sha, "files", S.files);

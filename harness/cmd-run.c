@@ -10,6 +10,7 @@
 #include "common/jb-err.h"
 #include "common/jb-mmap.h"
 #include "common/jb-log.h"
+#include "common/jb-sha256.h"
 #include "common/jb-time.h"
 #include "energy/meter.h"
 #include "engine/molmo.h"
@@ -31,10 +32,12 @@
 #define MAX_MODELS 16
 #define MAX_SUITES 16
 #define MAX_DATA 16
-/* The embedded default: the three synthetic suites, this many samples each, so that
- * ./scripts/quickstart stays well inside its 10 minutes on 2 cores. */
+/* The embedded default: the two shipped checkpoints (models/, trained on the synthetic
+ * suites by scripts/train-default.py) on the three synthetic suites, this many samples each,
+ * so that ./scripts/quickstart stays well inside its 5 minutes on 2 cores. */
 #define DEFAULT_SUITES "synth-chart,synth-doc,synth-count"
 #define DEFAULT_LIMIT 10
+static const char *const default_models[] = {"tiny", "small"};
 
 static void usage(void) {
     printf(
@@ -46,8 +49,9 @@ static void usage(void) {
         "Evaluates each model on each suite under the energy meter and writes DIR/run.json,\n"
         "DIR/samples.jsonl (one line per sample, fsynced), DIR/power.csv and the reports.\n"
         "Several --model options run one after the other under the same meter and idle\n"
-        "baseline. With no --model and no --data: the embedded default, a tiny checkpoint\n"
-        "written by 'joulebench init-model' into DIR/model-tiny and the synthetic suites\n"
+        "baseline. With no --model and no --data: the embedded default, the shipped\n"
+        "checkpoints 'tiny' and 'small' (trained on the synthetic suites; their SHA256SUMS\n"
+        "checked; JOULEBENCH_MODELS=DIR to use other copies) on the synthetic suites\n"
         "(" DEFAULT_SUITES ") written into DIR/data, %d samples each.\n"
         "\n"
         "  --model DIR        a Molmo checkpoint directory (repeatable)\n"
@@ -108,6 +112,20 @@ static int check_out(const char *out) {
     close(fd);
     unlink(probe);
     return 0;
+}
+
+/* Where the shipped default models are: $JOULEBENCH_MODELS; else, for the installed binary,
+ * $(pkgdatadir)/models; else (a binary in the build tree) the source tree's models/. */
+static void default_models_dir(char *buf, size_t cap) {
+    const char *env = getenv("JOULEBENCH_MODELS");
+    if (env && *env) {
+        snprintf(buf, cap, "%s", env);
+        return;
+    }
+    char self[PATH_MAX], inst[PATH_MAX];
+    bool installed = realpath("/proc/self/exe", self) && realpath(JB_BINDIR "/joulebench", inst) &&
+                     strcmp(self, inst) == 0;
+    snprintf(buf, cap, "%s/models", installed ? JB_PKGDATADIR : JB_SRCDIR);
 }
 
 static int check_model_dir(const char *dir) {
@@ -486,7 +504,7 @@ static int run(int argc, char **argv) {
     json_t *runj = NULL, *models = json_array();
     struct run_item *items = NULL;
     char path[PATH_MAX + 64], buf[PATH_MAX];
-    static char embedded_model[PATH_MAX], embedded_data[PATH_MAX];
+    static char embedded_models[2][PATH_MAX], embedded_data[PATH_MAX];
     static char synth_dirs[MAX_SUITES][PATH_MAX + 64];
     struct harness_progress *prog = NULL;
     if (status) goto out;
@@ -496,17 +514,29 @@ static int run(int argc, char **argv) {
         goto out;
     }
 
-    /* The embedded default: the checkpoint and the synthetic suites, written into the run
-     * directory (kept there, so --resume finds them). */
+    /* The embedded default: the shipped checkpoints, their SHA256SUMS checked now (the engine
+     * checks again at load), and the synthetic suites written into the run directory (kept
+     * there, so --resume finds them). */
     if (embedded) {
-        snprintf(embedded_model, sizeof embedded_model, "%s/model-tiny", o.out);
-        snprintf(path, sizeof path, "%s/config.json", embedded_model);
-        struct molmo_init_opts io = {.seed = 0, .size = MOLMO_INIT_TINY};
-        if (access(path, F_OK) != 0 && molmo_init_model_write(embedded_model, &io, &err) < 0) {
-            status = harness_fail("%s", err.msg);
-            goto out;
+        char mdir[PATH_MAX - 64];
+        default_models_dir(mdir, sizeof mdir);
+        for (size_t i = 0; i < sizeof default_models / sizeof *default_models; i++) {
+            snprintf(embedded_models[i], sizeof embedded_models[i], "%.*s/%s",
+                     (int)sizeof mdir - 1, mdir, default_models[i]);
+            snprintf(path, sizeof path, "%.*s/config.json", PATH_MAX - 1, embedded_models[i]);
+            if (access(path, R_OK) != 0) {
+                status = harness_fail("the default model '%s' is missing: %s (the source tree's "
+                                      "models/, installed by 'make install'; JOULEBENCH_MODELS "
+                                      "names another directory)",
+                                      default_models[i], path);
+                goto out;
+            }
+            if (jb_sha256_manifest_check(embedded_models[i], "SHA256SUMS", NULL, &err) < 0) {
+                status = harness_fail("default model '%s': %s", default_models[i], err.msg);
+                goto out;
+            }
+            o.models[o.n_models++] = embedded_models[i];
         }
-        o.models[o.n_models++] = embedded_model;
     }
     if (need_synth) {
         snprintf(embedded_data, sizeof embedded_data, "%s/data", o.out);

@@ -1,5 +1,8 @@
 noinst_LIBRARIES += harness/libharness.a
 harness_libharness_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+# where `joulebench run` finds the default models (harness/cmd-run.c: default_models_dir)
+harness_libharness_a_CPPFLAGS = $(AM_CPPFLAGS) -DJB_BINDIR='"$(bindir)"' \
+	-DJB_PKGDATADIR='"$(pkgdatadir)"' -DJB_SRCDIR='"$(abs_top_srcdir)"'
 harness_libharness_a_SOURCES = \
 	harness/cmd-bench.c \
 	harness/cmd-compare.c \

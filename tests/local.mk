@@ -148,3 +148,11 @@ tests_test_engine_bf16act_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_
 	$(CRITERION_LIBS) $(LIBS)
 # It also runs `joulebench generate` and `bench`.
 EXTRA_tests_test_engine_bf16act_DEPENDENCIES = joulebench$(EXEEXT)
+
+# The shipped default models: engine-trainer parity on committed fixtures, SHA256SUMS.
+check_PROGRAMS += tests/test-default-models
+tests_test_default_models_SOURCES = tests/test-default-models.c $(TEST_COMMON)
+tests_test_default_models_CFLAGS = $(TEST_CFLAGS)
+tests_test_default_models_LDADD = $(ENGINE_LIBS) common/libjbcommon.a $(JANSSON_LIBS) \
+	$(CRITERION_LIBS) $(LIBS)
+tests_test_default_models_DEPENDENCIES = joulebench$(EXEEXT)

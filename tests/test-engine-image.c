@@ -817,3 +817,49 @@ Test(decode, randomly_damaged_files_never_crash) {
     cr_assert_gt(n_err, 0);
     free(px);
 }
+
+/* The shipped default models' geometry (preprocessor_config.json of models/tiny and small):
+ * 112-px crops of 8 x 8 patches, margins [2, 2], one grid cell. Expected values derived by hand from molmo.md
+ * §4 for a 640 x 480 image: scale min(112/480, 112/640) = 0.175 -> 84 x 112 px, top = 14, so
+ * patch rows 0 and 7 are padding; 4 x 4 pooled cells per crop, both crops kept whole. */
+Test(preprocess, a_112_px_crop_with_one_cell_has_the_hand_derived_layout) {
+    struct molmo_preproc_config c;
+    struct jb_err err = {0};
+    char *dir;
+    cr_assert_eq(load_config_text(&c, "{\"base_image_input_size\": [112, 112], "
+                                      "\"image_token_length_h\": 4, \"image_token_length_w\": 4, "
+                                      "\"max_crops\": 1, \"overlap_margins\": [2, 2]}",
+                                  &err, &dir),
+                 0, "%s", err.msg);
+    free(dir);
+    struct molmo_image_token_ids ids = {.im_start = 1000, .im_end = 1001, .im_patch = 1002,
+                                        .im_col = 1003};
+    struct molmo_preprocessed pp = {0};
+    cr_assert_eq(molmo_preprocess_layout(&pp, 640, 480, &c, &ids, &err), 0, "%s", err.msg);
+    cr_assert(pp.grid_rows == 1 && pp.grid_cols == 1 && pp.n_crops == 2);
+    cr_assert(pp.n_patches == 64 && pp.n_pooled == 16);
+    /* two blocks of <im_start>, 4 x (4 patches, <im_col>), <im_end> */
+    cr_assert_eq(pp.n_tokens, 44u);
+    for (int b = 0; b < 2; b++) {
+        const int32_t *t = pp.tokens + 22 * b;
+        cr_assert_eq(t[0], ids.im_start);
+        cr_assert_eq(t[21], ids.im_end);
+        for (int r = 0; r < 4; r++) {
+            for (int k = 0; k < 4; k++) cr_assert_eq(t[1 + 5 * r + k], ids.im_patch);
+            cr_assert_eq(t[1 + 5 * r + 4], ids.im_col);
+        }
+    }
+    /* positions count BOS at 0: the global block's first patch is at 2, the high-res one's 24 */
+    for (int cell = 0; cell < 16; cell++) {
+        int r = cell / 4, k = cell % 4;
+        cr_assert_eq(pp.image_input_idx[cell], 2 + 5 * r + k, "global cell %d", cell);
+        cr_assert_eq(pp.image_input_idx[16 + cell], 24 + 5 * r + k, "high-res cell %d", cell);
+    }
+    /* §4.8: the global crop carries the high-res crop's mask, the high-res crop -1 */
+    for (int p = 0; p < 64; p++) {
+        float want = p / 8 == 0 || p / 8 == 7 ? 0.0f : 1.0f;
+        cr_assert_eq(pp.image_masks[p], want, "patch %d", p);
+        cr_assert_eq(pp.image_masks[64 + p], -1.0f);
+    }
+    molmo_preprocessed_free(&pp);
+}

@@ -741,7 +741,7 @@ Test(cli, bench_without_a_section_is_a_usage_error) {
 
 /* ---- joulebench bench --model ------------------------------------------------------------ */
 
-/* The tiny checkpoint (init-model-impl.h: d 64, 4 heads, 2 KV heads of 16, fused FFN 256,
+/* The tiny checkpoint (molmo.h init-model: d 64, 4 heads, 2 KV heads of 16, fused FFN 256,
  * 2 layers, 264 embedding rows) reads per decode step, in float32:
  *   att_proj 128x64 + attn_out 64x64 + ff_proj 256x64 + ff_out 64x128 = 36864 per layer,
  *   x 2 layers + lm_head 264x64 = 90624 values = 362496 bytes. */

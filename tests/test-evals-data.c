@@ -383,6 +383,40 @@ Test(synth, suites_load_through_the_real_format_loaders_and_score_their_referenc
     }
 }
 
+/* synth-count asks counts spread evenly over 2..10 (CountBenchQA's range): a model that always
+ * gives one answer cannot score more than about 1 in 9 without looking. */
+Test(synth, count_questions_ask_every_count_from_2_to_10_about_equally_often) {
+    enum { N = 180 };
+    gen("e", 11, N);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/e/synth-count/count.jsonl", tmp);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    int hist[16] = {0}, lines = 0;
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        cr_assert_not_null(o, "%s:%d: %s", path, lines + 1, je.text);
+        json_int_t c = json_integer_value(json_object_get(o, "count"));
+        size_t npts = json_array_size(json_object_get(json_object_get(o, "points"), "x"));
+        /* the reference count is the number of instances drawn (their centres are listed) */
+        cr_assert_eq((size_t)c, npts, "line %d: count %lld, %zu points", lines + 1,
+                     (long long)c, npts);
+        cr_assert(c >= 2 && c <= 10, "line %d: count %lld outside 2..10", lines + 1,
+                  (long long)c);
+        hist[c]++;
+        lines++;
+        json_decref(o);
+    }
+    fclose(f);
+    cr_assert_eq(lines, N);
+    /* expected N/9 = 20 each; a binomial(180, 1/9) lies in 8..32 with probability > 0.998 */
+    for (int c = 2; c <= 10; c++)
+        cr_assert(hist[c] >= 8 && hist[c] <= 32, "count %d asked %d times of %d", c, hist[c],
+                  N);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Commands */
 

@@ -83,24 +83,25 @@ Test(run_cli, embedded_default_writes_records_and_reports, .timeout = 300) {
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/r/samples.jsonl", root);
-    cr_assert_eq(count_lines(path), 3, "1 sample x 3 suites");
+    cr_assert_eq(count_lines(path), 6, "1 sample x 3 suites x the 2 default models");
     snprintf(path, sizeof path, "%s/r/run.json", root);
     json_t *run = json_load_file(path, 0, NULL);
     cr_assert_str_eq(json_string_value(json_object_get(run, "status")), "complete");
-    cr_assert_eq(json_array_size(json_object_get(run, "results")), 3);
+    cr_assert_eq(json_array_size(json_object_get(run, "results")), 6);
     json_decref(run);
     jb_test_proc_free(&p);
     /* --history appended one row per suite. */
     jb_test_run(&p, "'%s' history '%s/h.sqlite' --suite synth-doc", jb_test_bin(), root);
     cr_assert_eq(p.status, 0, "%s", p.err);
-    cr_assert(strstr(p.out, "model-tiny       synth-doc"), "%s", p.out);
+    cr_assert(strstr(p.out, "tiny") && strstr(p.out, "small"), "%s", p.out);
+    cr_assert(strstr(p.out, "synth-doc"), "%s", p.out);
     cr_assert_null(strstr(p.out, "synth-chart"), "%s", p.out);
     jb_test_proc_free(&p);
     jb_test_rmtree(root);
     free(root);
 }
 
-/* id -> score of every line; asserts each id appears once. */
+/* model/suite/id -> score of every line; asserts each appears once. */
 static json_t *scores_by_id(const char *path) {
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "%s", path);
@@ -109,8 +110,9 @@ static json_t *scores_by_id(const char *path) {
     while (fgets(line, sizeof line, f)) {
         json_t *o = json_loads(line, 0, NULL);
         cr_assert_not_null(o, "bad line in %s", path);
-        char key[512];
-        snprintf(key, sizeof key, "%s/%s", json_string_value(json_object_get(o, "suite")),
+        char key[768];
+        snprintf(key, sizeof key, "%s/%s/%s", json_string_value(json_object_get(o, "model")),
+                 json_string_value(json_object_get(o, "suite")),
                  json_string_value(json_object_get(o, "id")));
         cr_assert_null(json_object_get(m, key), "%s recorded twice", key);
         json_object_set(m, key, json_object_get(o, "score"));
@@ -160,7 +162,7 @@ Test(run_cli, sigkill_at_three_points_then_resume_matches_an_uninterrupted_run, 
     char ref[4200];
     snprintf(ref, sizeof ref, "%s/ref/samples.jsonl", root);
     json_t *a = scores_by_id(ref), *b = scores_by_id(samples);
-    cr_assert_eq(json_object_size(a), 4);
+    cr_assert_eq(json_object_size(a), 8, "4 samples x the 2 default models");
     cr_assert(json_equal(a, b), "the resumed run's scores differ from the uninterrupted run's");
     json_decref(a);
     json_decref(b);
