@@ -6,6 +6,7 @@
 #include "engine/model-impl.h"
 
 #include "common/jb-json.h"
+#include "common/jb-sha256.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,11 @@ int molmo_config_load(struct molmo_config *c, const char *dir, struct jb_err *er
         rc = jb_err_set(err, JB_EFORMAT, "%s: not a JSON object", path);
         goto out;
     }
+    const char *td = NULL;
+    if ((rc = jb_json_get_string(r, "torch_dtype", &td, false, path, err)) ||
+        (rc = jb_sha256_file(path, c->config_sha256, err)))
+        goto out;
+    snprintf(c->torch_dtype, sizeof c->torch_dtype, "%s", td ? td : "unknown");
     if ((rc = get_int2(r, "hidden_size", "d_model", &c->d_model, true, path, err)) ||
         (rc = get_int2(r, "num_hidden_layers", "n_layers", &c->n_layers, true, path, err)) ||
         (rc = get_int2(r, "num_attention_heads", "n_heads", &c->n_heads, true, path, err)) ||

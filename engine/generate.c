@@ -108,6 +108,16 @@ size_t molmo_model_scratch_bytes(const struct molmo_model *m) { return m->arena.
 
 int molmo_model_n_threads(const struct molmo_model *m) { return m->n_threads; }
 
+void molmo_model_info(const struct molmo_model *m, struct molmo_model_info *out) {
+    snprintf(out->config_sha256, sizeof out->config_sha256, "%s", m->cfg.config_sha256);
+    out->torch_dtype = m->cfg.torch_dtype;
+    out->n_params = 0;
+    for (size_t i = 0; i < molmo_st_count(m->st); i++)
+        out->n_params += (double)molmo_st_get(m->st, i)->numel;
+    out->file_bytes = molmo_model_file_bytes(m);
+    out->n_threads = m->n_threads;
+}
+
 const char *molmo_model_kernel_name(const struct molmo_model *m) { return m->kern.name; }
 
 void molmo_result_free(struct molmo_result *r) {

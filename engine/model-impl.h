@@ -52,6 +52,9 @@ struct molmo_config {
     int vit_layer_a, vit_layer_b;           /* resolved 0-based blocks of vit_layers[0], [1] */
     /* generation_config.json */
     int eos_id, pad_id;                     /* -1 when absent */
+    /* what the records say of the checkpoint (molmo_model_info) */
+    char torch_dtype[16];                   /* "bfloat16" ..., "unknown" when absent */
+    char config_sha256[65];                 /* of config.json's bytes */
 };
 
 /* Pooled tokens per crop: (grid_h / 2) x (grid_w / 2) = 144 for 336 px and 14 px patches. */

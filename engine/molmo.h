@@ -94,6 +94,18 @@ void molmo_model_free(struct molmo_model *m); /* NULL is a no-op */
 size_t molmo_model_file_bytes(const struct molmo_model *m);
 size_t molmo_model_scratch_bytes(const struct molmo_model *m);
 
+/* What the records say of a loaded checkpoint: config.json's digest and torch_dtype, the
+ * parameters (elements of every tensor in the checkpoint, counted from their shapes), the bytes
+ * of its weight files, the threads. */
+struct molmo_model_info {
+    char config_sha256[65];
+    const char *torch_dtype; /* "bfloat16", "float32" ..., "unknown" when config.json has none */
+    double n_params;
+    size_t file_bytes;
+    int n_threads;
+};
+void molmo_model_info(const struct molmo_model *m, struct molmo_model_info *out);
+
 /* The number of threads the matrix products run on (the load option, or OpenBLAS's own
  * default when it was 0), for the records. */
 int molmo_model_n_threads(const struct molmo_model *m);

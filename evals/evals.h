@@ -255,7 +255,5 @@ struct evals_synth_result {
 int evals_synth_write(const char *out_dir, const struct evals_synth_opts *o,
                       struct evals_synth_result *res, struct jb_err *err);
 
-/* SHA-256 of a file as 64 lowercase hex digits plus NUL. */
-int evals_sha256_file(const char *path, char hex[65], struct jb_err *err);
 
 #endif /* EVALS_H */

@@ -8,6 +8,7 @@
 #include "evals/evals-impl.h"
 
 #include "common/jb-err.h"
+#include "common/jb-sha256.h"
 #include "common/jb-mmap.h"
 #include "common/jb-json.h"
 
@@ -17,7 +18,6 @@
 #include <ft2build.h>
 #include FT_FREETYPE_H
 #include <jansson.h>
-#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,22 +31,6 @@ static int synth_version(const char *suite) { return strcmp(suite, "synth-count"
 /* DejaVuSans.ttf of Debian 12's fonts-dejavu-core 2.37-6 */
 #define DEFAULT_FONT_SHA256 "abdc775b21b1bc470d50c97e790d276f2054b7504e56e5bd3e64f48d68582322"
 
-int evals_sha256_file(const char *path, char hex[65], struct jb_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return jb_err_errno(err, errno, "%s", path);
-    struct sha256_ctx ctx;
-    sha256_init(&ctx);
-    unsigned char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sha256_update(&ctx, n, buf);
-    int rc = ferror(f) ? jb_err_errno(err, errno, "%s: read", path) : 0;
-    fclose(f);
-    if (rc) return rc;
-    uint8_t d[SHA256_DIGEST_SIZE];
-    sha256_digest(&ctx, sizeof d, d);
-    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    return 0;
-}
 
 /* ---------------------------------------------------------------------------------------------
  * Shared state of one generation */
@@ -82,7 +66,7 @@ static int rnd(struct synth *S, int lo, int hi) { /* inclusive */
 static int add_file(struct synth *S, const char *rel, struct jb_err *err) {
     char path[8192], hex[65];
     snprintf(path, sizeof path, "%s/%s", S->suite_dir, rel);
-    int rc = evals_sha256_file(path, hex, err);
+    int rc = jb_sha256_file(path, hex, err);
     if (rc == 0) json_object_set_new(S->files, rel, json_string(hex));
     return rc;
 }
@@ -628,7 +612,7 @@ int evals_synth_write(const char *out_dir, const struct evals_synth_opts *o,
     memset(res, 0, sizeof *res);
     FT_Library ft = NULL;
     FT_Face face = NULL;
-    int rc = evals_sha256_file(S.font_path, S.font_sha, err);
+    int rc = jb_sha256_file(S.font_path, S.font_sha, err);
     if (rc) {
         jb_err_prefix(err, "the synthetic suites need fonts-dejavu-core");
         return rc;

@@ -343,32 +343,15 @@ static json_t *suites_json(const struct env *e) {
 }
 
 /* The model block of run.json: what identifies the checkpoint (digest of config.json), its
- * size, stored dtype (config torch_dtype) and parameter count (the safetensors index's
- * total_size over the dtype's size; absent for a PyTorch .bin checkpoint). */
-static json_t *model_json(const char *name, const char *dir, const struct molmo_model *m,
-                          int threads) {
-    char path[PATH_MAX + 64], hex[65] = "";
-    struct jb_err err = {0};
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (evals_sha256_file(path, hex, &err) < 0) hex[0] = 0;
-    const char *dtype = "unknown";
-    json_t *cfg = json_load_file(path, 0, NULL);
-    if (json_is_string(json_object_get(cfg, "torch_dtype")))
-        dtype = json_string_value(json_object_get(cfg, "torch_dtype"));
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i}", "name", name, "path", dir,
-                          "config_sha256", hex, "dtype", dtype, "file_bytes",
-                          (json_int_t)molmo_model_file_bytes(m), "n_threads", threads);
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    json_t *idx = json_load_file(path, 0, NULL);
-    json_t *ts = json_object_get(json_object_get(idx, "metadata"), "total_size");
-    int size = !strcmp(dtype, "float32")                                 ? 4
-               : !strcmp(dtype, "bfloat16") || !strcmp(dtype, "float16") ? 2
-                                                                         : 0;
-    if (json_is_integer(ts) && size)
-        json_object_set_new(o, "n_params", json_integer(json_integer_value(ts) / size));
-    json_decref(idx);
-    json_decref(cfg);
-    return o;
+ * size, stored dtype (config torch_dtype) and parameter count (every tensor's elements), as
+ * the engine read them at load. */
+static json_t *model_json(const char *name, const char *dir, const struct molmo_model *m) {
+    struct molmo_model_info mi;
+    molmo_model_info(m, &mi);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:I}", "name", name, "path", dir,
+                     "config_sha256", mi.config_sha256, "dtype", mi.torch_dtype, "file_bytes",
+                     (json_int_t)mi.file_bytes, "n_threads", mi.n_threads, "n_params",
+                     (json_int_t)mi.n_params);
 }
 
 /* ---- the command ---- */
@@ -626,7 +609,7 @@ static int run(int argc, char **argv) {
             status = harness_fail("%s", err.msg);
             break;
         }
-        json_array_append_new(models, model_json(name, o.models[mi], e.model, molmo_model_n_threads(e.model)));
+        json_array_append_new(models, model_json(name, o.models[mi], e.model));
         size_t k = 0;
         for (int s = 0; s < e.n_suites; s++) {
             evals_loader_rewind(e.loaders[s]);

@@ -5,6 +5,8 @@
 
 #include "evals/evals.h"
 
+#include "common/jb-sha256.h"
+
 #include "common/jb-err.h"
 #include "tests/jb-test.h"
 
@@ -338,7 +340,7 @@ Test(synth, same_seed_gives_identical_digests_another_seed_different_files) {
     /* the manifest's digest is the file's SHA-256 */
     char path[4096], hex[65];
     snprintf(path, sizeof path, "%s/a/synth-doc/val_v1.0.json", tmp);
-    cr_assert_eq(evals_sha256_file(path, hex, NULL), 0);
+    cr_assert_eq(jb_sha256_file(path, hex, NULL), 0);
     char *m = manifest("a", "synth-doc");
     cr_assert(strstr(m, hex), "digest %s not in the manifest", hex);
     free(m);
@@ -348,7 +350,7 @@ Test(synth, sha256_matches_the_fips_180_2_vector) {
     char path[4096], hex[65];
     snprintf(path, sizeof path, "%s/abc", tmp);
     jb_test_write_file(path, "abc", 3);
-    cr_assert_eq(evals_sha256_file(path, hex, NULL), 0);
+    cr_assert_eq(jb_sha256_file(path, hex, NULL), 0);
     cr_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
@@ -516,7 +518,7 @@ Test(synth, digests_match_the_recorded_run_for_the_same_library_versions) {
     json_object_foreach(json_object_get(want, "manifests"), suite, digest) {
         char hex[65];
         snprintf(path, sizeof path, "%s/g/%s/manifest.json", tmp, suite);
-        cr_assert_eq(evals_sha256_file(path, hex, NULL), 0);
+        cr_assert_eq(jb_sha256_file(path, hex, NULL), 0);
         if (strcmp(hex, json_string_value(digest)) == 0) continue;
         if (same_libs)
             cr_assert_fail("%s: manifest digest %s, recorded %s with the same cairo, FreeType "
@@ -547,7 +549,7 @@ Test(loaders, options_limit_no_style_and_the_dataset_digest) {
     char path[4096], hex[65];
     snprintf(path, sizeof path, "%s/test.jsonl", tmp);
     /* with a limit the whole file was still read: the digest is the file's */
-    evals_sha256_file(path, hex, NULL);
+    jb_sha256_file(path, hex, NULL);
     cr_assert_str_eq(d1, hex);
 }
 
