@@ -356,338 +356,367 @@ static json_t *model_json(const char *name, const char *dir, const struct molmo_
 
 /* ---- the command ---- */
 
-static int run(int argc, char **argv) {
+/* What one `run` holds besides its options, from the checks to the reports. */
+struct run_state {
+    struct env e;
+    struct reports_record *w;
+    json_t *runj, *models;
+    struct run_item *items;
+    size_t n_items;
+    struct harness_progress *prog;
+    char *sdup; /* --suite's list, cut into o->suites */
+    int mask;   /* --format */
+    bool embedded, need_synth;
+    char default_out[64];
+};
+
+/* One option into o (and *suite_arg); 2 after a usage error, 0 else. */
+static int parse_opt(struct opts *o, int c, const char **suite_arg) {
+    long v;
+    switch (c) {
+    case 'm':
+        if (o->n_models == MAX_MODELS)
+            return harness_usage_error("run", "at most %d --model options", MAX_MODELS);
+        o->models[o->n_models++] = optarg;
+        break;
+    case 's': *suite_arg = optarg; break;
+    case 'd':
+        if (o->n_data == MAX_DATA)
+            return harness_usage_error("run", "at most %d --data options", MAX_DATA);
+        o->data[o->n_data++] = optarg;
+        break;
+    case 'l':
+        if (parse_long("--limit", optarg, 1, LONG_MAX, &v)) return 2;
+        o->limit = v;
+        break;
+    case 'o': o->out = optarg; break;
+    case 'r': o->resume = true; break;
+    case 'M': o->meter = optarg; break;
+    case 'R': o->region = optarg; break;
+    case 't':
+        if (parse_long("--threads", optarg, 1, 1024, &v)) return 2;
+        o->threads = (int)v;
+        break;
+    case 'x':
+        if (parse_long("--max-tokens", optarg, 1, 4096, &v)) return 2;
+        o->max_tokens = (int)v;
+        break;
+    case 'i': {
+        char *end;
+        o->idle_s = strtod(optarg, &end);
+        if (*end || end == optarg || !(o->idle_s >= 0 && o->idle_s <= 600))
+            return harness_usage_error("run", "--idle-s needs seconds in 0..600, not '%s'",
+                                       optarg);
+        break;
+    }
+    case 'H': o->history = optarg; break;
+    case 'f': o->formats = optarg; break;
+    default: return harness_usage_error("run", "unknown option -%c", c);
+    }
+    return 0;
+}
+
+/* The options and their defaults; -1 to go on, else the exit status (0 after --help). */
+static int parse_args(struct opts *o, int argc, char **argv, const char **suite_arg,
+                      struct run_state *st) {
     static const struct option lopts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"suite", required_argument, NULL, 's'},
-        {"data", required_argument, NULL, 'd'},
-        {"limit", required_argument, NULL, 'l'},
-        {"out", required_argument, NULL, 'o'},
-        {"resume", no_argument, NULL, 'r'},
-        {"meter", required_argument, NULL, 'M'},
-        {"region", required_argument, NULL, 'R'},
-        {"threads", required_argument, NULL, 't'},
-        {"max-tokens", required_argument, NULL, 'x'},
-        {"idle-s", required_argument, NULL, 'i'},
-        {"history", required_argument, NULL, 'H'},
-        {"format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
+        {"model", required_argument, NULL, 'm'},   {"suite", required_argument, NULL, 's'},
+        {"data", required_argument, NULL, 'd'},    {"limit", required_argument, NULL, 'l'},
+        {"out", required_argument, NULL, 'o'},     {"resume", no_argument, NULL, 'r'},
+        {"meter", required_argument, NULL, 'M'},   {"region", required_argument, NULL, 'R'},
+        {"threads", required_argument, NULL, 't'}, {"max-tokens", required_argument, NULL, 'x'},
+        {"idle-s", required_argument, NULL, 'i'},  {"history", required_argument, NULL, 'H'},
+        {"format", required_argument, NULL, 'f'},  {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
-    struct opts o = {.idle_s = 5, .formats = "md,html,csv"};
-    const char *suite_arg = NULL;
-    char default_out[64];
-    long v;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            if (o.n_models == MAX_MODELS)
-                return harness_usage_error("run", "at most %d --model options", MAX_MODELS);
-            o.models[o.n_models++] = optarg;
-            break;
-        case 's': suite_arg = optarg; break;
-        case 'd':
-            if (o.n_data == MAX_DATA)
-                return harness_usage_error("run", "at most %d --data options", MAX_DATA);
-            o.data[o.n_data++] = optarg;
-            break;
-        case 'l':
-            if (parse_long("--limit", optarg, 1, LONG_MAX, &v)) return 2;
-            o.limit = v;
-            break;
-        case 'o': o.out = optarg; break;
-        case 'r': o.resume = true; break;
-        case 'M': o.meter = optarg; break;
-        case 'R': o.region = optarg; break;
-        case 't':
-            if (parse_long("--threads", optarg, 1, 1024, &v)) return 2;
-            o.threads = (int)v;
-            break;
-        case 'x':
-            if (parse_long("--max-tokens", optarg, 1, 4096, &v)) return 2;
-            o.max_tokens = (int)v;
-            break;
-        case 'i': {
-            char *end;
-            o.idle_s = strtod(optarg, &end);
-            if (*end || end == optarg || !(o.idle_s >= 0 && o.idle_s <= 600))
-                return harness_usage_error("run", "--idle-s needs seconds in 0..600, not '%s'",
-                                           optarg);
-            break;
+        if (c == 'h') {
+            usage();
+            return 0;
         }
-        case 'H': o.history = optarg; break;
-        case 'f': o.formats = optarg; break;
-        case 'h': usage(); return 0;
-        default: return harness_usage_error("run", "unknown option '%s'", argv[optind - 1]);
-        }
+        if (c == '?') return harness_usage_error("run", "unknown option '%s'", argv[optind - 1]);
+        if (parse_opt(o, c, suite_arg)) return 2;
     }
     if (optind < argc) return harness_usage_error("run", "unexpected argument '%s'", argv[optind]);
-    bool embedded = o.n_models == 0;
-    if (embedded && o.n_data > 0)
+    st->embedded = o->n_models == 0;
+    if (st->embedded && o->n_data > 0)
         return harness_usage_error("run", "--data needs at least one --model");
-    if (!suite_arg) {
-        if (o.n_data > 0) return harness_usage_error("run", "--suite is required with --data");
-        suite_arg = DEFAULT_SUITES;
+    if (!*suite_arg) {
+        if (o->n_data > 0) return harness_usage_error("run", "--suite is required with --data");
+        *suite_arg = DEFAULT_SUITES;
     }
-    if (embedded && !o.limit) o.limit = DEFAULT_LIMIT;
-    if (!o.out) {
+    if (st->embedded && !o->limit) o->limit = DEFAULT_LIMIT;
+    if (!o->out) {
         char ts[32];
         jb_time_iso8601(ts, sizeof ts); /* 2026-11-23T12:50:12Z -> run-20261123-125012 */
-        snprintf(default_out, sizeof default_out, "results/run-%.4s%.2s%.2s-%.2s%.2s%.2s", ts,
-                 ts + 5, ts + 8, ts + 11, ts + 14, ts + 17);
-        o.out = default_out;
+        snprintf(st->default_out, sizeof st->default_out,
+                 "results/run-%.4s%.2s%.2s-%.2s%.2s%.2s", ts, ts + 5, ts + 8, ts + 11, ts + 14,
+                 ts + 17);
+        o->out = st->default_out;
     }
-    int mask = 0;
     struct jb_err err = {0};
-    if (reports_formats_parse(o.formats, &mask, &err) < 0)
+    if (reports_formats_parse(o->formats, &st->mask, &err) < 0)
         return harness_usage_error("run", "--format: %s", err.msg);
+    return -1;
+}
 
-    /* Bad input, before any work: model directories, suite names, the output directory. */
-    for (int i = 0; i < o.n_models; i++)
-        if (check_model_dir(o.models[i])) return 2;
-    char *sdup = strdup(suite_arg);
-    if (!sdup) return harness_fail("out of memory");
-    for (char *tok = strtok(sdup, ","); tok; tok = strtok(NULL, ",")) {
-        if (o.n_suites == MAX_SUITES) {
-            free(sdup);
+/* Bad input, before any work: model directories, suite names, datasets, the output
+ * directory. A synthetic suite without --data is written into the run directory. */
+static int check_inputs(struct opts *o, const char *suite_arg, struct run_state *st) {
+    for (int i = 0; i < o->n_models; i++)
+        if (check_model_dir(o->models[i])) return 2;
+    if (!(st->sdup = strdup(suite_arg))) return harness_fail("out of memory");
+    for (char *tok = strtok(st->sdup, ","); tok; tok = strtok(NULL, ",")) {
+        if (o->n_suites == MAX_SUITES)
             return harness_usage_error("run", "at most %d suites", MAX_SUITES);
-        }
-        if (!evals_suite_find(tok)) {
-            int rc = harness_fail("--suite %s: unknown suite (see 'joulebench suites')", tok);
-            free(sdup);
-            return rc;
-        }
-        o.suites[o.n_suites++] = tok;
+        if (!evals_suite_find(tok))
+            return harness_fail("--suite %s: unknown suite (see 'joulebench suites')", tok);
+        o->suites[o->n_suites++] = tok;
     }
-    if (o.n_suites == 0) {
-        free(sdup);
-        return harness_usage_error("run", "--suite names no suite");
-    }
-    /* A real benchmark needs its dataset; a synthetic one without --data is written into the
-     * run directory. */
-    bool need_synth = false;
-    for (int s = 0; s < o.n_suites; s++) {
+    if (o->n_suites == 0) return harness_usage_error("run", "--suite names no suite");
+    for (int s = 0; s < o->n_suites; s++) {
         char tmp[PATH_MAX];
-        if (data_dir_for(&o, o.suites[s], tmp, sizeof tmp)) continue;
-        if (evals_suite_is_synthetic(evals_suite_find(o.suites[s]))) {
-            need_synth = true;
-            continue;
-        }
-        int rc = harness_fail("--suite %s: needs --data DIR (the files it holds: 'joulebench "
-                              "suites')",
-                              o.suites[s]);
-        free(sdup);
-        return rc;
+        if (data_dir_for(o, o->suites[s], tmp, sizeof tmp)) continue;
+        if (!evals_suite_is_synthetic(evals_suite_find(o->suites[s])))
+            return harness_fail("--suite %s: needs --data DIR (the files it holds: 'joulebench "
+                                "suites')",
+                                o->suites[s]);
+        st->need_synth = true;
     }
-    int status = check_out(o.out);
-    struct env e = {.max_tokens = o.max_tokens};
-    struct reports_record *w = NULL;
-    json_t *runj = NULL, *models = json_array();
-    struct run_item *items = NULL;
-    char path[PATH_MAX + 64], buf[PATH_MAX];
-    static char embedded_models[2][PATH_MAX], embedded_data[PATH_MAX];
-    static char synth_dirs[MAX_SUITES][PATH_MAX + 64];
-    struct harness_progress *prog = NULL;
-    if (status) goto out;
-    /* Without --resume a run directory that already has samples is refused here. */
-    if (reports_record_open(&w, o.out, o.resume, &err) < 0) {
-        status = harness_fail("%s", err.msg);
-        goto out;
-    }
+    return check_out(o->out);
+}
 
-    /* The embedded default: the shipped checkpoints, their SHA256SUMS checked now (the engine
-     * checks again at load), and the synthetic suites written into the run directory (kept
-     * there, so --resume finds them). */
-    if (embedded) {
-        char mdir[PATH_MAX - 64];
-        default_models_dir(mdir, sizeof mdir);
-        for (size_t i = 0; i < sizeof default_models / sizeof *default_models; i++) {
-            snprintf(embedded_models[i], sizeof embedded_models[i], "%.*s/%s",
-                     (int)sizeof mdir - 1, mdir, default_models[i]);
-            snprintf(path, sizeof path, "%.*s/config.json", PATH_MAX - 1, embedded_models[i]);
-            if (access(path, R_OK) != 0) {
-                status = harness_fail("the default model '%s' is missing: %s (the source tree's "
-                                      "models/, installed by 'make install'; JOULEBENCH_MODELS "
-                                      "names another directory)",
-                                      default_models[i], path);
-                goto out;
-            }
-            if (jb_sha256_manifest_check(embedded_models[i], "SHA256SUMS", NULL, &err) < 0) {
-                status = harness_fail("default model '%s': %s", default_models[i], err.msg);
-                goto out;
-            }
-            o.models[o.n_models++] = embedded_models[i];
-        }
+/* The embedded default: the shipped checkpoints, their SHA256SUMS checked now (the engine
+ * checks again at load). */
+static int add_default_models(struct opts *o) {
+    static char embedded_models[2][PATH_MAX];
+    char mdir[PATH_MAX - 64], path[PATH_MAX + 64];
+    struct jb_err err = {0};
+    default_models_dir(mdir, sizeof mdir);
+    for (size_t i = 0; i < sizeof default_models / sizeof *default_models; i++) {
+        snprintf(embedded_models[i], sizeof embedded_models[i], "%.*s/%s", (int)sizeof mdir - 1,
+                 mdir, default_models[i]);
+        snprintf(path, sizeof path, "%.*s/config.json", PATH_MAX - 1, embedded_models[i]);
+        if (access(path, R_OK) != 0)
+            return harness_fail("the default model '%s' is missing: %s (the source tree's "
+                                "models/, installed by 'make install'; JOULEBENCH_MODELS names "
+                                "another directory)",
+                                default_models[i], path);
+        if (jb_sha256_manifest_check(embedded_models[i], "SHA256SUMS", NULL, &err) < 0)
+            return harness_fail("default model '%s': %s", default_models[i], err.msg);
+        o->models[o->n_models++] = embedded_models[i];
     }
-    if (need_synth) {
-        snprintf(embedded_data, sizeof embedded_data, "%s/data", o.out);
-        struct evals_synth_opts so = {.seed = 0, .n = (int)o.limit};
-        struct evals_synth_result sr;
-        snprintf(path, sizeof path, "%s/data/synth-count/manifest.json", o.out);
-        if (access(path, F_OK) != 0 && evals_synth_write(embedded_data, &so, &sr, &err) < 0) {
-            status = harness_fail("%s", err.msg);
-            goto out;
-        }
-        for (int s = 0; s < o.n_suites && o.n_data < MAX_DATA; s++) {
-            if (!evals_suite_is_synthetic(evals_suite_find(o.suites[s]))) continue;
-            snprintf(synth_dirs[s], sizeof synth_dirs[s], "%s=%s/%s", o.suites[s], embedded_data,
-                     evals_suite_name(evals_suite_find(o.suites[s])));
-            o.data[o.n_data++] = synth_dirs[s];
-        }
-    }
+    return 0;
+}
 
-    /* Every suite's records are read and checked now, so a bad dataset stops the run here. */
-    size_t n_items = 0;
-    for (int s = 0; s < o.n_suites; s++) {
-        const char *dir = data_dir_for(&o, o.suites[s], buf, sizeof buf);
-        if (!dir) {
-            status = harness_fail("--suite %s: no --data directory for it", o.suites[s]);
-            goto out;
-        }
-        e.suites[s] = evals_suite_find(o.suites[s]);
-        struct evals_loader_opts lo = {.limit = (size_t)o.limit};
-        if (evals_loader_open(&e.loaders[s], e.suites[s], dir, &lo, &err) < 0) {
-            status = harness_fail("%s", err.msg);
-            goto out;
-        }
-        e.n_suites++;
-        n_items += evals_loader_n_samples(e.loaders[s]);
+/* The synthetic suites, written into the run directory (kept there, so --resume finds them). */
+static int add_synth_data(struct opts *o) {
+    static char embedded_data[PATH_MAX], synth_dirs[MAX_SUITES][PATH_MAX + 64];
+    char path[PATH_MAX + 64];
+    struct jb_err err = {0};
+    snprintf(embedded_data, sizeof embedded_data, "%s/data", o->out);
+    struct evals_synth_opts so = {.seed = 0, .n = (int)o->limit};
+    struct evals_synth_result sr;
+    snprintf(path, sizeof path, "%s/data/synth-count/manifest.json", o->out);
+    if (access(path, F_OK) != 0 && evals_synth_write(embedded_data, &so, &sr, &err) < 0)
+        return harness_fail("%s", err.msg);
+    for (int s = 0; s < o->n_suites && o->n_data < MAX_DATA; s++) {
+        if (!evals_suite_is_synthetic(evals_suite_find(o->suites[s]))) continue;
+        snprintf(synth_dirs[s], sizeof synth_dirs[s], "%s=%s/%s", o->suites[s], embedded_data,
+                 evals_suite_name(evals_suite_find(o->suites[s])));
+        o->data[o->n_data++] = synth_dirs[s];
     }
+    return 0;
+}
 
-    /* The meter and the carbon factor. */
-    struct meter_opts mo = {.backend = o.meter};
-    if (meter_open(&e.meter, &mo, &err) < 0) {
-        status = harness_fail("--meter: %s", err.msg);
-        goto out;
+/* Every suite's records are read and checked now, so a bad dataset stops the run here. */
+static int open_suites(const struct opts *o, struct run_state *st) {
+    struct env *e = &st->e;
+    struct jb_err err = {0};
+    char buf[PATH_MAX];
+    for (int s = 0; s < o->n_suites; s++) {
+        const char *dir = data_dir_for(o, o->suites[s], buf, sizeof buf);
+        if (!dir) return harness_fail("--suite %s: no --data directory for it", o->suites[s]);
+        e->suites[s] = evals_suite_find(o->suites[s]);
+        struct evals_loader_opts lo = {.limit = (size_t)o->limit};
+        if (evals_loader_open(&e->loaders[s], e->suites[s], dir, &lo, &err) < 0)
+            return harness_fail("%s", err.msg);
+        e->n_suites++;
+        st->n_items += evals_loader_n_samples(e->loaders[s]);
     }
-    harness_log_meter_notes(e.meter);
-    if (meter_carbon_lookup(o.region, &e.carbon, &err) < 0) {
-        status = harness_fail("--region: %s", err.msg);
-        goto out;
-    }
-    meter_energy_label(e.meter, e.energy_source, sizeof e.energy_source);
-    if (meter_source(e.meter) != METER_SOURCE_MEASURED)
+    return 0;
+}
+
+/* The meter, the carbon factor, the records' energy label, the idle baseline; then sampling
+ * starts. */
+static int open_meter(const struct opts *o, struct run_state *st) {
+    struct env *e = &st->e;
+    struct jb_err err = {0};
+    struct meter_opts mo = {.backend = o->meter};
+    if (meter_open(&e->meter, &mo, &err) < 0) return harness_fail("--meter: %s", err.msg);
+    harness_log_meter_notes(e->meter);
+    if (meter_carbon_lookup(o->region, &e->carbon, &err) < 0)
+        return harness_fail("--region: %s", err.msg);
+    meter_energy_label(e->meter, e->energy_source, sizeof e->energy_source);
+    if (meter_source(e->meter) != METER_SOURCE_MEASURED)
         fprintf(stderr, "joulebench run: ESTIMATED energy: this machine has no readable energy "
                         "counters (see 'joulebench meters'); figures are marked '~'\n");
-
-    e.t_offset_s = reports_record_power_t_end(w);
-    if (e.t_offset_s > 0) e.t_offset_s += 1; /* a visible gap where the run was interrupted */
-
-    if (o.idle_s > 0) {
-        fprintf(stderr, "joulebench run: measuring the idle baseline (%.0f s)\n", o.idle_s);
-        if (meter_idle_measure(e.meter, o.idle_s, &err) < 0) {
-            status = harness_fail("%s", err.msg);
-            goto out;
-        }
+    e->t_offset_s = reports_record_power_t_end(st->w);
+    if (e->t_offset_s > 0) e->t_offset_s += 1; /* a visible gap where the run was interrupted */
+    if (o->idle_s > 0) {
+        fprintf(stderr, "joulebench run: measuring the idle baseline (%.0f s)\n", o->idle_s);
+        if (meter_idle_measure(e->meter, o->idle_s, &err) < 0) return harness_fail("%s", err.msg);
     }
-    if (meter_start(e.meter, &err) < 0) {
-        status = harness_fail("%s", err.msg);
-        goto out;
-    }
+    if (meter_start(e->meter, &err) < 0) return harness_fail("%s", err.msg);
+    return 0;
+}
 
+/* run.json's blocks as they stand at the start, the sample table and the progress line. */
+static int start_records(const struct opts *o, struct run_state *st) {
     char now[32];
     jb_time_iso8601(now, sizeof now);
-    runj = json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "tool", "name",
-                     PACKAGE_NAME, "version", PACKAGE_VERSION, "commit", JB_GIT_COMMIT, "status",
-                     "running", "started_at", now, "machine", harness_machine_json(), "models",
-                     json_incref(models), "suites", suites_json(&e), "meter", meter_json(&e, &o),
-                     "carbon", carbon_json(&e.carbon));
-    items = calloc(n_items ? n_items : 1, sizeof *items);
-    if (!runj || !items) {
-        status = harness_fail("out of memory");
-        goto out;
-    }
-    prog = harness_progress_new((int)n_items * o.n_models, isatty(2), stderr);
-    int done_before = 0;
-    for (int mi = 0; mi < o.n_models && !status; mi++) {
-        const char *name = model_name(o.models[mi]);
-        struct molmo_load_opts lo = {.n_threads = o.threads};
-        meter_mark(e.meter, "", -1, NULL);
-        if (molmo_model_load(&e.model, o.models[mi], &lo, &err) < 0) {
-            status = harness_fail("%s", err.msg);
-            break;
-        }
-        json_array_append_new(models, model_json(name, o.models[mi], e.model));
-        size_t k = 0;
-        for (int s = 0; s < e.n_suites; s++) {
-            evals_loader_rewind(e.loaders[s]);
-            const struct evals_sample *x;
-            while (k < n_items && evals_loader_next(e.loaders[s], &x) == 1) {
-                items[k++] = (struct run_item){
-                    .model = name,
-                    .suite = evals_suite_name(e.suites[s]),
-                    .id = evals_sample_id(x),
-                    .prompt = evals_sample_prompt(x),
-                    .image_path = evals_sample_image_path(x),
-                    .refs = NULL,
-                    .n_refs = 0,
-                    .max_new_tokens = evals_sample_max_new_tokens(x),
-                    .handle = x,
-                };
-            }
-        }
-        /* References as strings for samples.jsonl. */
-        const char **refs = calloc(k * 8 + 1, sizeof *refs);
-        for (size_t i = 0; refs && i < k; i++) {
-            const struct evals_sample *x = items[i].handle;
+    st->runj = json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "tool", "name",
+                         PACKAGE_NAME, "version", PACKAGE_VERSION, "commit", JB_GIT_COMMIT,
+                         "status", "running", "started_at", now, "machine",
+                         harness_machine_json(), "models", json_incref(st->models), "suites",
+                         suites_json(&st->e), "meter", meter_json(&st->e, o), "carbon",
+                         carbon_json(&st->e.carbon));
+    st->items = calloc(st->n_items ? st->n_items : 1, sizeof *st->items);
+    if (!st->runj || !st->items) return harness_fail("out of memory");
+    st->prog = harness_progress_new((int)st->n_items * o->n_models, isatty(2), stderr);
+    return 0;
+}
+
+/* The items of every suite for the model called name, with up to 8 references each as
+ * strings for samples.jsonl (in refs, k * 8 of them). Returns the number of items. */
+static size_t fill_items(struct run_state *st, const char *name, const char **refs) {
+    const struct env *e = &st->e;
+    size_t k = 0;
+    for (int s = 0; s < e->n_suites; s++) {
+        evals_loader_rewind(e->loaders[s]);
+        const struct evals_sample *x;
+        while (k < st->n_items && evals_loader_next(e->loaders[s], &x) == 1) {
             size_t nr = evals_sample_n_refs(x);
             if (nr > 8) nr = 8;
-            for (size_t r = 0; r < nr; r++) refs[i * 8 + r] = evals_sample_ref(x, r);
-            items[i].refs = refs + i * 8;
-            items[i].n_refs = nr;
+            for (size_t r = 0; r < nr; r++) refs[k * 8 + r] = evals_sample_ref(x, r);
+            st->items[k] = (struct run_item){
+                .model = name,
+                .suite = evals_suite_name(e->suites[s]),
+                .id = evals_sample_id(x),
+                .prompt = evals_sample_prompt(x),
+                .image_path = evals_sample_image_path(x),
+                .refs = refs + k * 8,
+                .n_refs = nr,
+                .max_new_tokens = evals_sample_max_new_tokens(x),
+                .handle = x,
+            };
+            k++;
         }
-        struct run_ops ops = {&e, eval, drain_power, e.energy_source,
-                              meter_source(e.meter) == METER_SOURCE_ESTIMATED};
-        struct run_loop_opts lopt = {.summary_every = 10, .progress_base = done_before};
-        int done = 0;
-        if (harness_run_loop(w, runj, items, (int)k, &ops, &lopt, prog, &done, &err) < 0)
-            status = harness_fail("%s", err.msg);
-        done_before += done;
-        free(refs);
-        molmo_model_free(e.model);
-        e.model = NULL;
     }
-    harness_progress_free(prog);
-    prog = NULL;
-    if (status) goto out;
+    return k;
+}
 
-    /* The end: the meter's totals, the final run.json, the reports and the history. */
-    if (meter_stop(e.meter, &err) < 0 || drain_power(&e, w, &err) < 0) {
-        status = harness_fail("%s", err.msg);
-        goto out;
+/* One model: loaded (its block added to run.json), every item through the sample loop, freed.
+ * *done_before counts the samples done so far, for the progress. */
+static int run_model(const struct opts *o, struct run_state *st, int mi, int *done_before) {
+    struct env *e = &st->e;
+    struct jb_err err = {0};
+    const char *name = model_name(o->models[mi]);
+    struct molmo_load_opts lo = {.n_threads = o->threads};
+    meter_mark(e->meter, "", -1, NULL);
+    if (molmo_model_load(&e->model, o->models[mi], &lo, &err) < 0)
+        return harness_fail("%s", err.msg);
+    json_array_append_new(st->models, model_json(name, o->models[mi], e->model));
+    const char **refs = calloc(st->n_items * 8 + 1, sizeof *refs);
+    int status = 0;
+    if (!refs) {
+        status = harness_fail("out of memory");
+    } else {
+        size_t k = fill_items(st, name, refs);
+        struct run_ops ops = {e, eval, drain_power, e->energy_source,
+                              meter_source(e->meter) == METER_SOURCE_ESTIMATED};
+        struct run_loop_opts lopt = {.summary_every = 10, .progress_base = *done_before};
+        int done = 0;
+        if (harness_run_loop(st->w, st->runj, st->items, (int)k, &ops, &lopt, st->prog, &done,
+                             &err) < 0)
+            status = harness_fail("%s", err.msg);
+        *done_before += done;
     }
+    free(refs);
+    molmo_model_free(e->model);
+    e->model = NULL;
+    return status;
+}
+
+/* The end: the meter's totals, the final run.json, the reports and the history; prints the
+ * run directory and the reports' paths. */
+static int finish(const struct opts *o, struct run_state *st) {
+    struct env *e = &st->e;
+    struct jb_err err = {0};
+    if (meter_stop(e->meter, &err) < 0 || drain_power(e, st->w, &err) < 0)
+        return harness_fail("%s", err.msg);
+    char now[32];
     jb_time_iso8601(now, sizeof now);
-    json_object_set_new(runj, "status", json_string("complete"));
-    json_object_set_new(runj, "finished_at", json_string(now));
-    json_object_set_new(runj, "meter", meter_json(&e, &o));
-    if (reports_record_flush(w, &err) < 0 || reports_record_summary(w, runj, &err) < 0) {
-        status = harness_fail("%s", err.msg);
-        goto out;
-    }
+    json_object_set_new(st->runj, "status", json_string("complete"));
+    json_object_set_new(st->runj, "finished_at", json_string(now));
+    json_object_set_new(st->runj, "meter", meter_json(e, o));
+    if (reports_record_flush(st->w, &err) < 0 || reports_record_summary(st->w, st->runj, &err) < 0)
+        return harness_fail("%s", err.msg);
     struct reports_run *rr = NULL;
     char *written[3] = {NULL, NULL, NULL};
-    if (reports_run_load(&rr, o.out, &err) < 0 ||
-        reports_write(&rr, 1, mask, o.out, written, &err) < 0 ||
-        (o.history && reports_history_append(o.history, rr, &err) < 0))
+    int status = 0;
+    if (reports_run_load(&rr, o->out, &err) < 0 ||
+        reports_write(&rr, 1, st->mask, o->out, written, &err) < 0 ||
+        (o->history && reports_history_append(o->history, rr, &err) < 0))
         status = harness_fail("%s", err.msg);
     reports_run_free(rr);
-    printf("%s\n", o.out);
+    printf("%s\n", o->out);
     for (int i = 0; i < 3; i++) {
         if (written[i] && !status) printf("%s\n", written[i]);
         free(written[i]);
     }
-out:
-    harness_progress_free(prog);
-    reports_record_close(w);
-    for (int s = 0; s < e.n_suites; s++) evals_loader_close(e.loaders[s]);
-    molmo_model_free(e.model);
-    meter_close(e.meter);
-    json_decref(runj);
-    json_decref(models);
-    free(items);
-    free(sdup);
+    return status;
+}
+
+static void state_free(struct run_state *st) {
+    harness_progress_free(st->prog);
+    reports_record_close(st->w);
+    for (int s = 0; s < st->e.n_suites; s++) evals_loader_close(st->e.loaders[s]);
+    molmo_model_free(st->e.model);
+    meter_close(st->e.meter);
+    json_decref(st->runj);
+    json_decref(st->models);
+    free(st->items);
+    free(st->sdup);
+}
+
+static int run(int argc, char **argv) {
+    struct opts o = {.idle_s = 5, .formats = "md,html,csv"};
+    struct run_state st = {.e = {.max_tokens = 0}};
+    const char *suite_arg = NULL;
+    int status = parse_args(&o, argc, argv, &suite_arg, &st);
+    if (status >= 0) return status;
+    st.e.max_tokens = o.max_tokens;
+    st.models = json_array();
+    struct jb_err err = {0};
+    /* Without --resume a run directory that already has samples is refused when it opens. */
+    if (!(status = check_inputs(&o, suite_arg, &st)) &&
+        reports_record_open(&st.w, o.out, o.resume, &err) < 0)
+        status = harness_fail("%s", err.msg);
+    if (!status && st.embedded) status = add_default_models(&o);
+    if (!status && st.need_synth) status = add_synth_data(&o);
+    if (!status) status = open_suites(&o, &st);
+    if (!status) status = open_meter(&o, &st);
+    if (!status) status = start_records(&o, &st);
+    int done_before = 0;
+    for (int mi = 0; mi < o.n_models && !status; mi++)
+        status = run_model(&o, &st, mi, &done_before);
+    harness_progress_free(st.prog);
+    st.prog = NULL;
+    if (!status) status = finish(&o, &st);
+    state_free(&st);
     return status;
 }
 

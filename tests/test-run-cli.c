@@ -226,13 +226,14 @@ static void energy_up_50(json_t *o, int i) {
     json_t *v;
     json_object_foreach(e, k, v) json_object_set_new(e, k, json_real(json_number_value(v) * 1.5));
 }
-/* The first 7 of 21 samples (a third: 33 points) right in the base copy, wrong in the new one,
- * whatever the model answered: a drop the exact McNemar test finds (p = 2 x 0.5^7 = 0.016). */
-static void right_first_7(json_t *o, int i) {
-    if (i < 7) json_object_set_new(o, "score", json_real(1.0));
+/* The first 13 of the 42 samples (2 default models x 3 suites x 7: 31 points) right in the
+ * base copy, wrong in the new one, whatever the models answered: a drop the exact McNemar test
+ * finds (p = 2 x 0.5^13 = 2.4e-4). */
+static void right_first_13(json_t *o, int i) {
+    if (i < 13) json_object_set_new(o, "score", json_real(1.0));
 }
-static void wrong_first_7(json_t *o, int i) {
-    if (i < 7) json_object_set_new(o, "score", json_real(0.0));
+static void wrong_first_13(json_t *o, int i) {
+    if (i < 13) json_object_set_new(o, "score", json_real(0.0));
 }
 
 static int compare_runs(const char *base, const char *nw, const char *opts, char **out) {
@@ -255,7 +256,7 @@ static const char *row_of(const char *md, const char *name) {
 
 /* Two real runs of the embedded default under the estimate meter (no counters, as on a CI
  * runner). A copy compared with itself passes; each injected regression — +50% generated
- * tokens, +50% CPU seconds, +50% estimated J (with --gate-estimated), -33 points accuracy —
+ * tokens, +50% CPU seconds, +50% estimated J (with --gate-estimated), -31 points accuracy —
  * is caught by its own gate with exit 1; the two real runs agree on the work exactly. */
 Test(run_cli, injected_regressions_on_real_runs_are_caught_by_their_gates, .timeout = 900) {
     char *root = jb_test_tmpdir();
@@ -284,8 +285,14 @@ Test(run_cli, injected_regressions_on_real_runs_are_caught_by_their_gates, .time
     json_t *s = json_loads(line, 0, NULL);
     json_t *w = json_object_get(s, "work");
     cr_assert_gt(json_integer_value(json_object_get(w, "n_crops")), 0, "%s", line);
-    cr_assert_gt(json_number_value(json_object_get(w, "flop_total")), 1e9, "%s", line);
-    cr_assert_gt(json_number_value(json_object_get(w, "weight_bytes_read")), 1e6, "%s", line);
+    json_t *fl = json_object_get(w, "flop");
+    double phases = json_number_value(json_object_get(fl, "vision")) +
+                    json_number_value(json_object_get(fl, "prefill")) +
+                    json_number_value(json_object_get(fl, "decode"));
+    cr_assert_gt(json_number_value(json_object_get(fl, "vision")), 0, "%s", line);
+    cr_assert_float_eq(json_number_value(json_object_get(w, "flop_total")), phases,
+                       1e-9 * phases, "%s", line);
+    cr_assert_gt(json_number_value(json_object_get(w, "weight_bytes_read")), 0, "%s", line);
     cr_assert_gt(json_number_value(json_object_get(s, "cpu_s")), 0, "%s", line);
     json_decref(s);
 
@@ -316,10 +323,10 @@ Test(run_cli, injected_regressions_on_real_runs_are_caught_by_their_gates, .time
     cr_assert(strstr(row_of(out, "| J/sample |"), "| REGRESSION, estimated"), "%s", out);
     free(out);
 
-    copy_run_edited(b, x, right_first_7);
-    copy_run_edited(b, y, wrong_first_7);
+    copy_run_edited(b, x, right_first_13);
+    copy_run_edited(b, y, wrong_first_13);
     cr_assert_eq(compare_runs(x, y, "", &out), 1, "%s", out);
-    cr_assert(strstr(row_of(out, "| accuracy % |"), "7 right→wrong, 0 wrong→right"), "%s", out);
+    cr_assert(strstr(row_of(out, "| accuracy % |"), "13 right→wrong, 0 wrong→right"), "%s", out);
     cr_assert(strstr(row_of(out, "| accuracy % |"), "| REGRESSION"), "%s", out);
     free(out);
     jb_test_rmtree(root);
@@ -370,11 +377,11 @@ Test(ci_recipe, gate_script_passes_a_rerun_and_fails_an_injected_regression, .ti
     cr_assert_eq(p.status, 0, "the tokens row: %s", p.out);
     cr_assert(strstr(p.out, "| REGRESSION (tolerance +5%)"), "%s", p.out);
     jb_test_proc_free(&p);
-    jb_test_run(&p, "'%s' history '%s/keep/history.sqlite' --suite synth-count", jb_test_bin(),
-                root);
+    jb_test_run(&p, "'%s' history '%s/keep/history.sqlite' --suite synth-count --model tiny",
+                jb_test_bin(), root);
     cr_assert_eq(p.status, 0, "%s", p.err);
     int rows = 0;
-    for (char *l = p.out; (l = strstr(l, "model-tiny")); l++) rows++;
+    for (char *l = p.out; (l = strstr(l, " synth-count ")); l++) rows++;
     cr_assert_eq(rows, 2, "two head runs in the history: %s", p.out);
     jb_test_proc_free(&p);
     /* bad usage is exit 2 with the usage text */
