@@ -58,35 +58,30 @@ out:
     return rc;
 }
 
-const char *reports_json_str(const json_t *root, const char *path, const char *dflt) {
+/* The value at a dotted path ("machine.cpu_model"), or NULL. */
+static const json_t *json_at(const json_t *root, const char *path) {
     char key[128];
     const json_t *v = root;
     const char *p = path;
     while (v && *p) {
         const char *dot = strchr(p, '.');
         size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        if (n >= sizeof key) return dflt;
+        if (n >= sizeof key) return NULL;
         memcpy(key, p, n);
         key[n] = 0;
         v = json_object_get(v, key);
         p += n + (dot ? 1 : 0);
     }
+    return v;
+}
+
+const char *reports_json_str(const json_t *root, const char *path, const char *dflt) {
+    const json_t *v = json_at(root, path);
     return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
 double reports_json_num(const json_t *root, const char *path, double dflt) {
-    char key[128];
-    const json_t *v = root;
-    const char *p = path;
-    while (v && *p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        if (n >= sizeof key) return dflt;
-        memcpy(key, p, n);
-        key[n] = 0;
-        v = json_object_get(v, key);
-        p += n + (dot ? 1 : 0);
-    }
+    const json_t *v = json_at(root, path);
     return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
