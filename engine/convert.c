@@ -130,7 +130,7 @@ static const void **linear_weights(const struct molmo_model *m, size_t *n) {
 }
 
 /* Writes shard `path` holding tensors [a, b) of s in file order. */
-static int write_shard(const struct molmo_st_set *s, size_t a, size_t b, const char *path,
+static int write_shard(const struct molmo_ckpt *s, size_t a, size_t b, const char *path,
                        const enum molmo_dtype *to, size_t align, void *buf, float *f32,
                        struct jb_err *err) {
     json_t *hdr = json_object();
@@ -145,7 +145,7 @@ static int write_shard(const struct molmo_st_set *s, size_t a, size_t b, const c
     json_object_set_new(hdr, "__metadata__", json_pack("{s:s}", "format", "pt"));
     size_t off = 0;
     for (size_t i = a; i < b; i++) {
-        const struct molmo_tensor *t = molmo_st_get(s, i);
+        const struct molmo_tensor *t = molmo_ckpt_get(s, i);
         json_t *sh = json_array();
         for (int k = 0; k < t->ndim; k++) json_array_append_new(sh, json_integer(t->shape[k]));
         off = (off + align - 1) / align * align;
@@ -174,7 +174,7 @@ static int write_shard(const struct molmo_st_set *s, size_t a, size_t b, const c
     for (size_t i = hl; i < padded && !bad; i++) bad = fputc(' ', fp) == EOF;
     size_t at = 0; /* data bytes written so far */
     for (size_t i = a; i < b && !bad && !rc; i++) {
-        const struct molmo_tensor *t = molmo_st_get(s, i);
+        const struct molmo_tensor *t = molmo_ckpt_get(s, i);
         for (; at % align && !bad; at++) bad = fputc(0, fp) == EOF; /* alignment gap */
         for (size_t e0 = 0; e0 < t->numel && !bad; e0 += STEP_ELEMS) {
             size_t n = t->numel - e0 < STEP_ELEMS ? t->numel - e0 : STEP_ELEMS;
@@ -259,10 +259,10 @@ int molmo_convert(const char *src, const char *dst, const struct molmo_convert_o
         return jb_err_set(err, JB_EINVAL, "%s: the output directory is the model directory", dst);
     /* everything a load checks: config, names, shapes, storages */
     if ((rc = molmo_model_load_weights(&m, src, &lo, err))) return rc;
-    const struct molmo_st_set *s = m->st;
-    if ((rc = molmo_st_verify(s, err))) goto out;
+    const struct molmo_ckpt *s = m->st;
+    if ((rc = molmo_ckpt_verify(s, err))) goto out;
     size_t limit = o->shard_bytes ? o->shard_bytes : (size_t)4 << 30;
-    size_t n = molmo_st_count(s), n_lin = 0;
+    size_t n = molmo_ckpt_count(s), n_lin = 0;
     /* q8_0 blocks are 34 bytes: every tensor then starts on a 64-byte boundary (zero gaps)
      * so that F32 and BF16 tensors after them stay aligned */
     size_t align = o->dtype == MOLMO_CONVERT_Q8_0 ? 64 : 1;
@@ -277,10 +277,10 @@ int molmo_convert(const char *src, const char *dst, const struct molmo_convert_o
         rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dst);
         goto out;
     }
-    for (size_t i = 0; i < n; i++) to[i] = target_of(molmo_st_get(s, i), o->dtype, lin, n_lin);
+    for (size_t i = 0; i < n; i++) to[i] = target_of(molmo_ckpt_get(s, i), o->dtype, lin, n_lin);
     size_t cur = 0, total = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t bytes = molmo_dtype_bytes(to[i], molmo_st_get(s, i)->numel);
+        size_t bytes = molmo_dtype_bytes(to[i], molmo_ckpt_get(s, i)->numel);
         if (i == 0 || (cur > 0 && cur + bytes > limit)) {
             first[n_shards++] = i;
             cur = 0;
@@ -305,7 +305,7 @@ int molmo_convert(const char *src, const char *dst, const struct molmo_convert_o
         }
         rc = write_shard(s, first[k], first[k + 1], shard[k], to, align, buf, f32, err);
         for (size_t i = first[k]; i < first[k + 1] && !rc; i++)
-            json_object_set_new(wmap, molmo_st_get(s, i)->name, json_string(name));
+            json_object_set_new(wmap, molmo_ckpt_get(s, i)->name, json_string(name));
     }
     free(first);
     if (rc) goto out;

@@ -106,4 +106,11 @@ int molmo_resize_pad(float *out, const struct molmo_image *img, int th, int tw,
                      const struct molmo_preproc_config *c, int *top, int *left, int *sh, int *sw,
                      struct jb_err *err);
 
+/* What the public model adds to the weights: tokenizer, preprocessing, special ids. */
+struct molmo_gen_ctx {
+    struct molmo_preproc_config pp;
+    struct molmo_image_token_ids img_ids;
+    int32_t bos, eos;
+};
+
 #endif /* MOLMO_IMAGE_IMPL_H */

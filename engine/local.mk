@@ -13,6 +13,7 @@ engine_libengine_a_SOURCES = \
 	engine/image.c \
 	engine/init-model.c \
 	engine/kernels-impl.h \
+	engine/load.c \
 	engine/kernels.c \
 	engine/llm.c \
 	engine/model-impl.h \
@@ -21,7 +22,7 @@ engine_libengine_a_SOURCES = \
 	engine/parallel.c \
 	engine/preprocess.c \
 	engine/probe.c \
-	engine/safetensors.c \
+	engine/checkpoint.c \
 	engine/simd-avx2.c \
 	engine/simd-avx512.c \
 	engine/simd-scalar.c \

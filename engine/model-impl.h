@@ -66,32 +66,32 @@ static inline int molmo_config_n_pooled(const struct molmo_config *c) {
  * Rejects unsupported settings naming the field. */
 int molmo_config_load(struct molmo_config *c, const char *dir, struct jb_err *err);
 
-/* ---- safetensors (§2) ------------------------------------------------------------------- */
+/* ---- the checkpoint: safetensors shards or a .bin (§2, engine/checkpoint.c) ------------ */
 
-struct molmo_st_set;   /* every shard of a checkpoint, mapped */
+struct molmo_ckpt;   /* every shard of a checkpoint, mapped */
 
 /* Opens dir/model.safetensors.index.json and every shard it names, validating headers,
  * offsets, sizes and that every indexed name is present in its shard. A directory without the
  * index but with pytorch_model.bin (MolmoE-1B as released) is read through engine/torchbin.c
  * instead: the same table, tensors in place in the mapped .bin. */
-int molmo_st_open(struct molmo_st_set **out, const char *dir, struct jb_err *err);
+int molmo_ckpt_open(struct molmo_ckpt **out, const char *dir, struct jb_err *err);
 /* The tensors in file order (shard by shard, header order; the pickle order of a .bin). */
-size_t molmo_st_count(const struct molmo_st_set *s);
-const struct molmo_tensor *molmo_st_get(const struct molmo_st_set *s, size_t i);
-/* Like molmo_st_find, and marks the tensor used (see molmo_st_first_unused). */
-const struct molmo_tensor *molmo_st_use(struct molmo_st_set *s, const char *name);
+size_t molmo_ckpt_count(const struct molmo_ckpt *s);
+const struct molmo_tensor *molmo_ckpt_get(const struct molmo_ckpt *s, size_t i);
+/* Like molmo_ckpt_find, and marks the tensor used (see molmo_ckpt_first_unused). */
+const struct molmo_tensor *molmo_ckpt_use(struct molmo_ckpt *s, const char *name);
 /* Reads every byte of a .bin checkpoint checking the zip CRCs (0 for safetensors, which has
  * none). */
-int molmo_st_verify(const struct molmo_st_set *s, struct jb_err *err);
-/* The first tensor in file order no molmo_st_use asked for, or NULL. */
-const char *molmo_st_first_unused(const struct molmo_st_set *s);
-void molmo_st_close(struct molmo_st_set *s);
+int molmo_ckpt_verify(const struct molmo_ckpt *s, struct jb_err *err);
+/* The first tensor in file order no molmo_ckpt_use asked for, or NULL. */
+const char *molmo_ckpt_first_unused(const struct molmo_ckpt *s);
+void molmo_ckpt_close(struct molmo_ckpt *s);
 /* The tensor called name, or NULL. */
-const struct molmo_tensor *molmo_st_find(const struct molmo_st_set *s, const char *name);
+const struct molmo_tensor *molmo_ckpt_find(const struct molmo_ckpt *s, const char *name);
 /* The shard file (basename) holding tensor name, for messages. */
-const char *molmo_st_file_of(const struct molmo_st_set *s, const char *name);
+const char *molmo_ckpt_file_of(const struct molmo_ckpt *s, const char *name);
 /* Total bytes of the mapped shard files. */
-size_t molmo_st_bytes(const struct molmo_st_set *s);
+size_t molmo_ckpt_bytes(const struct molmo_ckpt *s);
 
 /* ---- weights ---------------------------------------------------------------------------- */
 
@@ -150,7 +150,7 @@ struct molmo_gen_ctx;
 struct molmo_model {
     char *dir;
     struct molmo_config cfg;
-    struct molmo_st_set *st;
+    struct molmo_ckpt *st;
     struct molmo_weights w;
     float *owned;                 /* small tensors converted to f32 at load */
     size_t owned_used, owned_cap;

@@ -22,7 +22,7 @@
  * name the first checkpoint tensor nothing bound: the likely spelling of the missing one. */
 static int bind(struct molmo_model *m, struct molmo_tensor *out, const char *name, int ndim,
                 int64_t d0, int64_t d1, struct jb_err *err) {
-    const struct molmo_tensor *t = molmo_st_use(m->st, name);
+    const struct molmo_tensor *t = molmo_ckpt_use(m->st, name);
     if (!t) {
         if (!m->bind_missing[0]) snprintf(m->bind_missing, sizeof m->bind_missing, "%s", name);
         memset(out, 0, sizeof *out);
@@ -43,7 +43,7 @@ static int bind(struct molmo_model *m, struct molmo_tensor *out, const char *nam
             snprintf(exp, sizeof exp, "%lld, %lld", (long long)d0, (long long)d1);
         return jb_err_set(err, JB_EFORMAT,
                           "%s/%s: tensor '%s' has shape [%s], config.json implies [%s]", m->dir,
-                          molmo_st_file_of(m->st, name), name, got, exp);
+                          molmo_ckpt_file_of(m->st, name), name, got, exp);
     }
     *out = *t;
     return 0;
@@ -226,7 +226,7 @@ static int bind_weights(struct molmo_model *m, struct jb_err *err) {
             return rc;
     }
     if (m->bind_missing[0]) {
-        const char *un = molmo_st_first_unused(m->st);
+        const char *un = molmo_ckpt_first_unused(m->st);
         if (un)
             return jb_err_set(err, JB_ENOTFOUND, "%s: tensor '%s' is missing from the checkpoint "
                               "(the first checkpoint tensor not matched is '%s')", m->dir,
@@ -287,7 +287,7 @@ int molmo_model_load_weights(struct molmo_model **out, const char *dir,
         goto out;
     if ((rc = molmo_config_load(&m->cfg, dir, err))) goto out;
     const struct molmo_config *c = &m->cfg;
-    if ((rc = molmo_st_open(&m->st, dir, err))) goto out;
+    if ((rc = molmo_ckpt_open(&m->st, dir, err))) goto out;
     m->owned_cap = small_floats(c);
     m->owned = malloc(m->owned_cap * sizeof(float));
     m->w.vit = calloc((size_t)c->vit_layers, sizeof *m->w.vit);
@@ -401,7 +401,7 @@ const char *molmo_model_weights_name(const struct molmo_model *m) {
 
 void molmo_model_free_weights(struct molmo_model *m) {
     if (!m) return;
-    molmo_st_close(m->st);
+    molmo_ckpt_close(m->st);
     free(m->owned);
     free(m->w.vit);
     free(m->w.blocks);

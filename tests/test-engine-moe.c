@@ -153,15 +153,15 @@ Test(moe, a_bf16_conversion_rounds_every_tensor_and_still_generates) {
     jb_test_run(&p, "'%s' convert --model '%s' --out '%s' --dtype bf16", jb_test_bin(), g, conv);
     cr_assert_eq(p.status, 0, "%s", p.err);
     jb_test_proc_free(&p);
-    struct molmo_st_set *a = NULL, *b = NULL;
+    struct molmo_ckpt *a = NULL, *b = NULL;
     struct jb_err err = {0};
-    cr_assert_eq(molmo_st_open(&a, g, &err), 0, "%s", err.msg);
-    cr_assert_eq(molmo_st_open(&b, conv, &err), 0, "%s", err.msg);
-    cr_assert_eq(molmo_st_count(a), 227); /* golden README */
-    cr_assert_eq(molmo_st_count(b), 227);
-    for (size_t i = 0; i < molmo_st_count(a); i++) {
-        const struct molmo_tensor *s = molmo_st_get(a, i);
-        const struct molmo_tensor *t = molmo_st_find(b, s->name);
+    cr_assert_eq(molmo_ckpt_open(&a, g, &err), 0, "%s", err.msg);
+    cr_assert_eq(molmo_ckpt_open(&b, conv, &err), 0, "%s", err.msg);
+    cr_assert_eq(molmo_ckpt_count(a), 227); /* golden README */
+    cr_assert_eq(molmo_ckpt_count(b), 227);
+    for (size_t i = 0; i < molmo_ckpt_count(a); i++) {
+        const struct molmo_tensor *s = molmo_ckpt_get(a, i);
+        const struct molmo_tensor *t = molmo_ckpt_find(b, s->name);
         cr_assert(t, "%s is missing from the copy", s->name);
         cr_assert_eq(s->dt, MOLMO_DTYPE_F32);
         cr_assert_eq(t->dt, MOLMO_DTYPE_BF16, "%s", s->name);
@@ -173,8 +173,8 @@ Test(moe, a_bf16_conversion_rounds_every_tensor_and_still_generates) {
             cr_assert_eq(dst[2 * k] | dst[2 * k + 1] << 8, want, "%s[%zu]", s->name, k);
         }
     }
-    molmo_st_close(a);
-    molmo_st_close(b);
+    molmo_ckpt_close(a);
+    molmo_ckpt_close(b);
     generate(&p, conv, NULL);
     cr_assert_eq(p.status, 0, "%s", p.err);
     cr_assert(strstr(p.out, "8 generated"), "%s", p.out);

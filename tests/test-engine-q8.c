@@ -85,19 +85,19 @@ static double bound(double m) {
 Test(engine_q8, convert_quantizes_the_linear_weights_within_the_readme_bound) {
     const char *g = jb_test_golden_or_skip();
     char *dst = convert_q8("molmo-tiny-qwen2"), *src = path2(g, "molmo-tiny-qwen2");
-    struct molmo_st_set *a = NULL, *b = NULL;
+    struct molmo_ckpt *a = NULL, *b = NULL;
     struct jb_err err = {0};
-    cr_assert_eq(molmo_st_open(&a, src, &err), 0, "%s", err.msg);
-    cr_assert_eq(molmo_st_open(&b, dst, &err), 0, "%s", err.msg);
-    cr_assert_eq(molmo_st_count(a), molmo_st_count(b));
+    cr_assert_eq(molmo_ckpt_open(&a, src, &err), 0, "%s", err.msg);
+    cr_assert_eq(molmo_ckpt_open(&b, dst, &err), 0, "%s", err.msg);
+    cr_assert_eq(molmo_ckpt_count(a), molmo_ckpt_count(b));
     size_t n_q = 0;
-    for (size_t i = 0; i < molmo_st_count(a); i++) {
-        const struct molmo_tensor *s = molmo_st_get(a, i);
-        const struct molmo_tensor *t = molmo_st_find(b, s->name);
+    for (size_t i = 0; i < molmo_ckpt_count(a); i++) {
+        const struct molmo_tensor *s = molmo_ckpt_get(a, i);
+        const struct molmo_tensor *t = molmo_ckpt_find(b, s->name);
         cr_assert(t, "%s is missing from the copy", s->name);
         cr_assert_eq(s->dt, MOLMO_DTYPE_F32);
         cr_assert_eq(t->numel, s->numel, "%s", s->name);
-        cr_assert_eq((uintptr_t)t->data % 64, (uintptr_t)molmo_st_get(b, 0)->data % 64,
+        cr_assert_eq((uintptr_t)t->data % 64, (uintptr_t)molmo_ckpt_get(b, 0)->data % 64,
                      "%s: tensors start 64-byte aligned in the data area", s->name);
         if (!should_quantize(s->name)) {
             cr_assert_eq(t->dt, MOLMO_DTYPE_F32, "%s should stay as stored", s->name);
@@ -133,8 +133,8 @@ Test(engine_q8, convert_quantizes_the_linear_weights_within_the_readme_bound) {
     }
     /* 2 ViT layers x 6 + 7 connector + wte + lm_head + 2 LLM layers x 4 (golden README) */
     cr_expect_geq(n_q, 20, "only %zu tensors quantized", n_q);
-    molmo_st_close(a);
-    molmo_st_close(b);
+    molmo_ckpt_close(a);
+    molmo_ckpt_close(b);
     free(src);
     free(dst);
 }
@@ -307,10 +307,10 @@ Test(engine_q8, a_q8_0_tensor_reads_as_its_blocks_values) {
     blocks(b);
     write_one(tmp, "{\"dtype\": \"Q8_0\", \"shape\": [2, 64], \"data_offsets\": [0, 136]}", b,
               sizeof b);
-    struct molmo_st_set *s = NULL;
+    struct molmo_ckpt *s = NULL;
     struct jb_err err = {0};
-    cr_assert_eq(molmo_st_open(&s, tmp, &err), 0, "%s", err.msg);
-    const struct molmo_tensor *t = molmo_st_find(s, "w");
+    cr_assert_eq(molmo_ckpt_open(&s, tmp, &err), 0, "%s", err.msg);
+    const struct molmo_tensor *t = molmo_ckpt_find(s, "w");
     cr_assert_eq(t->dt, MOLMO_DTYPE_Q8_0);
     cr_assert_eq(t->numel, 128);
     float y[128];
@@ -323,14 +323,14 @@ Test(engine_q8, a_q8_0_tensor_reads_as_its_blocks_values) {
     cr_assert_eq(y[63], 15.0f / 8.0f);
     cr_assert_eq(molmo_dtype_bytes(MOLMO_DTYPE_Q8_0, 128), 136);
     cr_assert_str_eq(molmo_dtype_name(MOLMO_DTYPE_Q8_0), "Q8_0");
-    molmo_st_close(s);
+    molmo_ckpt_close(s);
 }
 
 /* Opens tmp; asserts a clean failure naming the shard, the tensor and every non-NULL needle. */
 static void expect_bad(const char *what, const char *n1) {
-    struct molmo_st_set *s = NULL;
+    struct molmo_ckpt *s = NULL;
     struct jb_err err = {0};
-    int rc = molmo_st_open(&s, tmp, &err);
+    int rc = molmo_ckpt_open(&s, tmp, &err);
     cr_assert_lt(rc, 0, "%s: opened", what);
     cr_assert_null(s);
     cr_expect(strstr(err.msg, "s.st"), "%s: '%s' does not name the file", what, err.msg);

@@ -285,7 +285,7 @@ Test(kernels, a_bf16_checkpoint_is_not_expanded_to_f32) {
     cr_assert_eq(m->w.blocks[0].ff_proj.dt, MOLMO_DTYPE_BF16);
     cr_assert_eq(m->w.vit[0].w1.dt, MOLMO_DTYPE_BF16);
     cr_assert_eq(m->w.blocks[1].ff_proj.data,
-                 molmo_st_find(m->st, "model.transformer.blocks.1.ff_proj.weight")->data);
+                 molmo_ckpt_find(m->st, "model.transformer.blocks.1.ff_proj.weight")->data);
     molmo_model_free_weights(m);
 }
 

@@ -1,4 +1,4 @@
-/* safetensors.c: model.safetensors.index.json + shards, memory-mapped and validated (molmo.md
+/* checkpoint.c: the checkpoint opener: model.safetensors.index.json + shards, memory-mapped and validated (molmo.md
  * §2), or a released pytorch_model.bin through engine/torchbin.c. Tensors are used in place;
  * nothing here copies weight data. */
 #include "config.h"
@@ -27,10 +27,10 @@ struct st_entry {
     int file;
     size_t begin, end;  /* data-area offsets, for the overlap check */
     size_t order;       /* position in file order */
-    bool used;          /* asked for by molmo_st_use */
+    bool used;          /* asked for by molmo_ckpt_use */
 };
 
-struct molmo_st_set {
+struct molmo_ckpt {
     struct st_file *files;
     int n_files;
     struct st_entry *e;  /* sorted by name */
@@ -51,48 +51,48 @@ static int cmp_range(const void *a, const void *b) {
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
-static const struct st_entry *find_entry(const struct molmo_st_set *s, const char *name) {
+static const struct st_entry *find_entry(const struct molmo_ckpt *s, const char *name) {
     struct st_entry key = {.t = {.name = name}};
     return s->n_e ? bsearch(&key, s->e, s->n_e, sizeof *s->e, cmp_entry) : NULL;
 }
 
-const struct molmo_tensor *molmo_st_find(const struct molmo_st_set *s, const char *name) {
+const struct molmo_tensor *molmo_ckpt_find(const struct molmo_ckpt *s, const char *name) {
     const struct st_entry *e = find_entry(s, name);
     return e ? &e->t : NULL;
 }
 
-const char *molmo_st_file_of(const struct molmo_st_set *s, const char *name) {
+const char *molmo_ckpt_file_of(const struct molmo_ckpt *s, const char *name) {
     const struct st_entry *e = find_entry(s, name);
     return e ? s->files[e->file].name : "?";
 }
 
-size_t molmo_st_bytes(const struct molmo_st_set *s) { return s->bytes; }
+size_t molmo_ckpt_bytes(const struct molmo_ckpt *s) { return s->bytes; }
 
-size_t molmo_st_count(const struct molmo_st_set *s) { return s->n_e; }
+size_t molmo_ckpt_count(const struct molmo_ckpt *s) { return s->n_e; }
 
-int molmo_st_verify(const struct molmo_st_set *s, struct jb_err *err) {
+int molmo_ckpt_verify(const struct molmo_ckpt *s, struct jb_err *err) {
     return s->tb ? molmo_torchbin_verify(s->tb, err) : 0;
 }
 
-const struct molmo_tensor *molmo_st_get(const struct molmo_st_set *s, size_t i) {
+const struct molmo_tensor *molmo_ckpt_get(const struct molmo_ckpt *s, size_t i) {
     return i < s->n_e ? &s->e[s->by_order[i]].t : NULL;
 }
 
-const struct molmo_tensor *molmo_st_use(struct molmo_st_set *s, const char *name) {
+const struct molmo_tensor *molmo_ckpt_use(struct molmo_ckpt *s, const char *name) {
     struct st_entry *e = (struct st_entry *)find_entry(s, name);
     if (!e) return NULL;
     e->used = true;
     return &e->t;
 }
 
-const char *molmo_st_first_unused(const struct molmo_st_set *s) {
+const char *molmo_ckpt_first_unused(const struct molmo_ckpt *s) {
     for (size_t i = 0; i < s->n_e; i++)
         if (!s->e[s->by_order[i]].used) return s->e[s->by_order[i]].t.name;
     return NULL;
 }
 
 /* Sorts the entries by name (for lookups) and records the file order. */
-static int index_entries(struct molmo_st_set *s, const char *path, struct jb_err *err) {
+static int index_entries(struct molmo_ckpt *s, const char *path, struct jb_err *err) {
     for (size_t i = 0; i < s->n_e; i++) s->e[i].order = i;
     if (s->n_e) qsort(s->e, s->n_e, sizeof *s->e, cmp_entry);
     s->by_order = malloc((s->n_e ? s->n_e : 1) * sizeof *s->by_order);
@@ -102,7 +102,7 @@ static int index_entries(struct molmo_st_set *s, const char *path, struct jb_err
 }
 
 /* Grows the entry table by one zeroed entry. */
-static struct st_entry *new_entry(struct molmo_st_set *s, const char *path, struct jb_err *err) {
+static struct st_entry *new_entry(struct molmo_ckpt *s, const char *path, struct jb_err *err) {
     if (s->n_e == s->cap_e) {
         size_t cap = s->cap_e ? 2 * s->cap_e : 256;
         struct st_entry *ne = realloc(s->e, cap * sizeof *ne);
@@ -177,7 +177,7 @@ static int parse_entry(struct st_entry *e, const json_t *v, size_t data_len, con
 }
 
 /* Maps one shard and appends its tensors to s. */
-static int open_shard(struct molmo_st_set *s, int fi, struct jb_err *err) {
+static int open_shard(struct molmo_ckpt *s, int fi, struct jb_err *err) {
     struct st_file *f = &s->files[fi];
     const char *path = f->path;
     int rc = jb_mmap_open(&f->map, path, err);
@@ -252,7 +252,7 @@ out:
 }
 
 /* The released MolmoE-1B layout: one pytorch_model.bin, read by the restricted unpickler. */
-static int open_torchbin(struct molmo_st_set *s, const char *dir, struct jb_err *err) {
+static int open_torchbin(struct molmo_ckpt *s, const char *dir, struct jb_err *err) {
     char *path = jb_path_join(dir, "pytorch_model.bin");
     s->files = calloc(1, sizeof *s->files);
     if (!path || !s->files) {
@@ -296,9 +296,9 @@ static int open_torchbin(struct molmo_st_set *s, const char *dir, struct jb_err 
     return 0;
 }
 
-int molmo_st_open(struct molmo_st_set **out, const char *dir, struct jb_err *err) {
+int molmo_ckpt_open(struct molmo_ckpt **out, const char *dir, struct jb_err *err) {
     *out = NULL;
-    struct molmo_st_set *s = calloc(1, sizeof *s);
+    struct molmo_ckpt *s = calloc(1, sizeof *s);
     char *ipath = jb_path_join(dir, "model.safetensors.index.json");
     json_t *idx = NULL;
     int rc = 0;
@@ -380,14 +380,14 @@ out:
     json_decref(idx);
     free(ipath);
     if (rc) {
-        molmo_st_close(s);
+        molmo_ckpt_close(s);
         return rc;
     }
     *out = s;
     return 0;
 }
 
-void molmo_st_close(struct molmo_st_set *s) {
+void molmo_ckpt_close(struct molmo_ckpt *s) {
     if (!s) return;
     for (size_t i = 0; i < s->n_e; i++) free((char *)s->e[i].t.name);
     free(s->e);
