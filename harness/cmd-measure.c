@@ -7,6 +7,7 @@
 #include "harness/harness.h"
 
 #include "common/jb-err.h"
+#include "common/jb-mmap.h"
 #include "common/jb-json.h"
 #include "common/jb-log.h"
 #include "energy/meter.h"
@@ -91,9 +92,12 @@ static void fmt_mass(char *buf, size_t len, double g) {
         snprintf(buf, len, "%.3f mg", g * 1e3);
 }
 
+/* The power trace as CSV, written atomically (its directory created like every output's). */
 static int write_trace(const struct meter *m, const char *path, struct jb_err *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return jb_err_errno(err, errno, "%s: cannot create", path);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
     int nd = meter_n_domains(m);
     fprintf(f, "t_s,power_w,energy_j");
     for (int d = 0; d < nd; d++) fprintf(f, ",%s_w", meter_domain_get(m, d)->name);
@@ -102,6 +106,7 @@ static int write_trace(const struct meter *m, const char *path, struct jb_err *e
     double *dw = malloc(256 * (size_t)(nd ? nd : 1) * sizeof *dw);
     if (!dw) {
         fclose(f);
+        free(text);
         return jb_err_set(err, JB_ENOMEM, "%s: out of memory", path);
     }
     size_t from = 0, k;
@@ -114,8 +119,10 @@ static int write_trace(const struct meter *m, const char *path, struct jb_err *e
         from += k;
     }
     free(dw);
-    if (fclose(f) != 0) return jb_err_errno(err, errno, "%s: write failed", path);
-    return 0;
+    int rc = fclose(f) != 0 ? jb_err_set(err, JB_ENOMEM, "%s: out of memory", path)
+                            : jb_file_write_atomic(path, text, len, err);
+    free(text);
+    return rc;
 }
 
 static json_t *result_json(const struct meter *m, const struct meter_result *r,

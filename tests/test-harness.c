@@ -200,3 +200,18 @@ Test(cli, a_failed_write_of_stdout_is_exit_two_with_the_reason) {
     cr_assert_eq(p.status, 0, "%s", p.err);
     jb_test_proc_free(&p);
 }
+
+/* Every command that writes files creates their directories, as `run --out` does. */
+Test(cli, writers_create_the_directories_they_write_into, .timeout = 60) {
+    char *root = jb_test_tmpdir();
+    struct jb_test_proc p;
+    jb_test_run(&p,
+                "'%s' measure --meter estimate --idle-s 0 --json '%s/a/b/m.json' --trace "
+                "'%s/c/d/t.csv' -- true && '%s' synth --out '%s/e/f' --n 1 >/dev/null && "
+                "test -s '%s/a/b/m.json' && test -s '%s/c/d/t.csv' && test -d '%s/e/f'",
+                jb_test_bin(), root, root, jb_test_bin(), root, root, root, root);
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    jb_test_proc_free(&p);
+    jb_test_rmtree(root);
+    free(root);
+}
