@@ -77,7 +77,9 @@ int jb_json_get_int(const json_t *obj, const char *key, long long *out, bool req
     /* 1e5 or 3.0 written by a Python tool is still an integer value */
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d == (double)(long long)d) {
+        /* in range first: casting 1e30 (or NaN) to long long is undefined behaviour */
+        if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+            d == (double)(long long)d) {
             *out = (long long)d;
             return 0;
         }

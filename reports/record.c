@@ -63,8 +63,9 @@ static int power_open(struct reports_record *w, bool resume, struct jb_err *err)
         long pos = 0;
         while (fgets(line, sizeof line, in)) {
             size_t l = strlen(line);
+            /* a line cut short, or one that starts with a NUL byte (strlen 0: no line[-1]) */
+            if (l == 0 || line[l - 1] != '\n') break;
             pos += (long)l;
-            if (line[l - 1] != '\n') break;
             good = pos;
             double t;
             if (sscanf(line, "%lf,", &t) == 1 && t > w->power_t_end) w->power_t_end = t;

@@ -351,3 +351,24 @@ Test(stats, bootstrap_is_seeded_and_brackets_the_mean) {
     cr_assert_float_eq(hi3, 0.4, 1e-12);
 }
 
+
+/* Found by libFuzzer (issue 19): "width": 1e30 was cast to long long before its range was
+ * checked (undefined behaviour). Now every real outside the range, or not whole, is "not an
+ * integer". */
+Test(json, reals_outside_the_integer_range_are_not_integers) {
+    const char *t = "{\"big\": 1e30, \"neg\": -1e30, \"edge\": 9223372036854775808.0, "
+                    "\"half\": 2.5, \"ok\": -9.0e18}";
+    json_t *o = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(jb_json_load_text(t, strlen(t), "preds.jsonl:1", &o, &err), 0);
+    long long n = 0;
+    const char *bad[] = {"big", "neg", "edge", "half"};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_neq(jb_json_get_int(o, bad[i], &n, true, "preds.jsonl:1", &err), 0, "%s",
+                      bad[i]);
+        cr_assert(strstr(err.msg, "an integer"), "%s", err.msg);
+    }
+    cr_assert_eq(jb_json_get_int(o, "ok", &n, true, "preds.jsonl:1", &err), 0);
+    cr_assert_eq(n, -9000000000000000000LL);
+    json_decref(o);
+}

@@ -840,3 +840,24 @@ Test(intervals, score_and_run_records_give_partial_credit_the_same_interval) {
     jb_test_rmtree(root);
     free(root);
 }
+
+/* Found by libFuzzer (issue 19): a power.csv line that starts with a NUL byte made strlen 0 and
+ * `run --resume` read line[-1]. Such a line is damage: the file is cut before it, like a line
+ * cut short by a crash, and the run goes on. */
+Test(record, resume_cuts_power_csv_at_a_line_starting_with_nul) {
+    char *dir = jb_test_tmpdir();
+    char *p = path_in(dir, "power.csv");
+    static const char text[] = "t_s,domain,watts\n1.5,package-0,10\n\0junk\n2.5,package-0,11\n";
+    jb_test_write_file(p, text, sizeof text - 1);
+    struct reports_record *w = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(reports_record_open(&w, dir, true, &err), 0, "%s", err.msg);
+    cr_assert_float_eq(reports_record_power_t_end(w), 1.5, 1e-12);
+    reports_record_close(w);
+    char *back = slurp(dir, "power.csv");
+    cr_assert_str_eq(back, "t_s,domain,watts\n1.5,package-0,10\n");
+    free(back);
+    free(p);
+    jb_test_rmtree(dir);
+    free(dir);
+}
