@@ -27,6 +27,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,12 +37,45 @@
 
 struct reports_record {
     char *dir;
+    int lock_fd; /* DIR/.joulebench.lock, flock'ed while the run directory is open */
     int samples_fd;
     FILE *power;
     double power_t_end, power_flushed_t;
     json_t *samples; /* every complete sample, for the summary */
     json_t *done;    /* "model\037suite\037id" -> true */
 };
+
+/* One writer per run directory: an exclusive flock on DIR/.joulebench.lock, held until close,
+ * with the holder's pid in the file for the message. The kernel drops the lock when its
+ * process dies, so the lock of a killed run is simply taken over. */
+static int lock_dir(struct reports_record *w, struct jb_err *err) {
+    char *path = jb_path_join(w->dir, ".joulebench.lock");
+    if (!path) return jb_err_set(err, JB_ENOMEM, "out of memory");
+    int rc = 0;
+    w->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (w->lock_fd < 0) {
+        rc = jb_err_errno(err, errno, "%s: cannot create the lock", path);
+    } else if (flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(w->lock_fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        rc = e == EWOULDBLOCK
+                 ? jb_err_set(err, JB_EINVAL,
+                              "%s: another joulebench (pid %s) is writing this run directory; "
+                              "wait for it to finish, or choose another --out",
+                              w->dir, pid[0] ? pid : "?")
+                 : jb_err_errno(err, e, "%s: cannot lock", path);
+    } else {
+        char pid[32];
+        int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(w->lock_fd, 0) != 0 || pwrite(w->lock_fd, pid, (size_t)len, 0) != len)
+            rc = jb_err_errno(err, errno, "%s: write", path);
+    }
+    free(path);
+    return rc;
+}
 
 static char *sample_key(const char *model, const char *suite, const char *id) {
     size_t n = strlen(model) + strlen(suite) + strlen(id) + 3;
@@ -87,6 +121,7 @@ int reports_record_open(struct reports_record **out, const char *dir, bool resum
     struct reports_record *w = calloc(1, sizeof *w);
     if (!w) return jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
     w->samples_fd = -1;
+    w->lock_fd = -1;
     w->dir = strdup(dir);
     w->samples = json_array();
     w->done = json_object();
@@ -96,7 +131,7 @@ int reports_record_open(struct reports_record **out, const char *dir, bool resum
         rc = jb_err_set(err, JB_ENOMEM, "%s: out of memory", dir);
         goto out;
     }
-    if ((rc = jb_mkdir_p(dir, err))) goto out;
+    if ((rc = jb_mkdir_p(dir, err)) || (rc = lock_dir(w, err))) goto out;
     path = jb_path_join(dir, "samples.jsonl");
     if (!path) {
         rc = jb_err_set(err, JB_ENOMEM, "out of memory");
@@ -275,6 +310,7 @@ void reports_record_close(struct reports_record *w) {
     if (!w) return;
     if (w->samples_fd >= 0) close(w->samples_fd);
     if (w->power) fclose(w->power);
+    if (w->lock_fd >= 0) close(w->lock_fd); /* releases the flock */
     json_decref(w->samples);
     json_decref(w->done);
     free(w->dir);

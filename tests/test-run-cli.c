@@ -392,3 +392,52 @@ Test(ci_recipe, gate_script_passes_a_rerun_and_fails_an_injected_regression, .ti
     jb_test_rmtree(root);
     free(root);
 }
+
+/* One writer per run directory (issue 19): while a run writes DIR, a second `run --out DIR`
+ * (with or without --resume) is refused naming the holder's pid, and nothing of DIR changes;
+ * once the holder is killed (SIGKILL: its lock goes with it), --resume takes over and
+ * completes the run, every sample once. */
+Test(run_cli, a_second_writer_is_refused_while_the_first_holds_the_directory, .timeout = 600) {
+    char *root = jb_test_tmpdir();
+    const char *opts =
+        "--suite synth-count --limit 4 --idle-s 0 --meter estimate --threads 1 --format md";
+    char dir[4096], samples[4200];
+    snprintf(dir, sizeof dir, "%s/r", root);
+    snprintf(samples, sizeof samples, "%s/samples.jsonl", dir);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "exec '%s' run --out '%s' %s >/dev/null 2>&1", jb_test_bin(),
+                 dir, opts);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    while (count_lines(samples) < 1) {
+        cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "the first run ended too soon");
+        usleep(2000);
+    }
+    struct jb_test_proc p;
+    for (int k = 0; k < 2; k++) {
+        int before = count_lines(samples);
+        jb_test_run(&p, "'%s' run --out '%s' %s %s", jb_test_bin(), dir, opts,
+                    k ? "--resume" : "");
+        cr_assert_eq(p.status, 2, "%s", p.err);
+        char want[64];
+        snprintf(want, sizeof want, "another joulebench (pid %d) is writing", (int)pid);
+        cr_assert(strstr(p.err, want), "%s", p.err);
+        jb_test_proc_free(&p);
+        cr_assert_geq(count_lines(samples), before, "the refused run wrote nothing");
+    }
+    kill(pid, SIGKILL);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    jb_test_run(&p, "'%s' run --out '%s' %s --resume", jb_test_bin(), dir, opts);
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    jb_test_proc_free(&p);
+    json_t *m = scores_by_id(samples);
+    cr_assert_eq(json_object_size(m), 4 * 2, "4 samples x 2 default models, each once");
+    json_decref(m);
+    jb_test_rmtree(root);
+    free(root);
+}
