@@ -431,7 +431,7 @@ static void h_regression_table(FILE *f, const struct htable *t) {
             if (!h_regressed(k, prev, rows[i].v[k])) continue;
             if (n_reg++ == 0)
                 fputs("<h2 class=\"bad\">Regressions</h2>\n<table><tr><th>line</th><th>figure"
-                      "</th><th>previous</th><th>then</th><th>now</th><th>change</th></tr>\n",
+                      "</th><th>commits</th><th>then</th><th>now</th><th>change</th></tr>\n",
                       f);
             fputs("<tr><td>", f);
             reports_html_esc(f, rows[i].series);
