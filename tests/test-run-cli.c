@@ -342,10 +342,13 @@ Test(ci_recipe, gate_script_passes_a_rerun_and_fails_an_injected_regression, .ti
     char *root = jb_test_tmpdir();
     const char *src = getenv("JB_SRCDIR");
     char env[8192];
+    /* A rerun of 6 samples that take milliseconds each, on a CI machine running two test
+     * binaries at once, moves CPU seconds by tens of percent: the CPU-time gate is loosened
+     * here (its own tests are in tests/test-reports.c); every other gate keeps its default. */
     snprintf(env, sizeof env,
              "JB_BASE_BIN='%s' JB_HEAD_BIN='%s' JB_RUN_ARGS='--limit 1' "
              "JB_RUN_EXTRA='--idle-s 0 --meter estimate --threads 1' "
-             "JB_HISTORY='%s/keep/history.sqlite'",
+             "JB_COMPARE_OPTS='--max-cpu-rise 400' JB_HISTORY='%s/keep/history.sqlite'",
              jb_test_bin(), jb_test_bin(), root);
     struct jb_test_proc p;
     jb_test_run(&p, "%s bash '%s/docs/ci/joulebench-gate.sh' base head '%s/w'", env,
