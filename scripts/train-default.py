@@ -649,7 +649,12 @@ def score(data_dir, suite, preds, work):
     subprocess.run([jb_bin(), "score", "--suite", suite, "--data", data_dir, "--predictions", p,
                     "--json", o], check=True, stdout=subprocess.DEVNULL)
     with open(o) as f:
-        return json.load(f)["mean"]
+        r = json.load(f)
+    # a suite mixing metrics (synth-count) reports the first in "mean", the others in "groups":
+    # the suite's score is the mean over all its questions, as `joulebench run` computes it
+    parts = [(r["mean"], r["n"])] + [(g["mean"], g["n"]) for g in r.get("groups", [])
+                                      if "metric" in g]
+    return sum(m * n for m, n in parts) / sum(n for _, n in parts)
 
 
 def evaluate(model, enc, items, data_dir, work, grey=False):
@@ -668,6 +673,9 @@ def evaluate(model, enc, items, data_dir, work, grey=False):
             ok = sum(a.strip() == it["answer"] for (i, a), it in
                      zip(cnt, [x for x in its if x["kind"] == "count"]))
             res["count-exact"] = ok / max(1, len(cnt))
+            with open(os.path.join(work, "score-synth-count.json")) as f:
+                res["pointing"] = [g["mean"] for g in json.load(f)["groups"]
+                                   if g.get("metric") == "pointing_f1"][0]
     model.train()
     return res
 
