@@ -499,15 +499,9 @@ static int run(int argc, char **argv) {
     static char synth_dirs[MAX_SUITES][PATH_MAX + 64];
     struct harness_progress *prog = NULL;
     if (status) goto out;
-    /* Without --resume a run directory that already has samples is refused here. */
-    if (reports_record_open(&w, o.out, o.resume, &err) < 0) {
-        status = harness_fail("%s", err.msg);
-        goto out;
-    }
-
-    /* The embedded default: the shipped checkpoints, their SHA256SUMS checked now (the engine
-     * checks again at load), and the synthetic suites written into the run directory (kept
-     * there, so --resume finds them). */
+    /* The embedded default: the shipped checkpoints, their SHA256SUMS checked before anything
+     * is written (the engine checks again at load); then the synthetic suites written into the
+     * run directory (kept there, so --resume finds them). */
     if (embedded) {
         char mdir[PATH_MAX - 64];
         default_models_dir(mdir, sizeof mdir);
@@ -529,6 +523,12 @@ static int run(int argc, char **argv) {
             o.models[o.n_models++] = embedded_models[i];
         }
     }
+    /* Without --resume a run directory that already has samples is refused here. */
+    if (reports_record_open(&w, o.out, o.resume, &err) < 0) {
+        status = harness_fail("%s", err.msg);
+        goto out;
+    }
+
     if (need_synth) {
         snprintf(embedded_data, sizeof embedded_data, "%s/data", o.out);
         struct evals_synth_opts so = {.seed = 0, .n = (int)o.limit};
