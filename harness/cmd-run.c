@@ -701,11 +701,12 @@ static int run(int argc, char **argv) {
     st.e.max_tokens = o.max_tokens;
     st.models = json_array();
     struct jb_err err = {0};
-    /* Without --resume a run directory that already has samples is refused when it opens. */
-    if (!(status = check_inputs(&o, suite_arg, &st)) &&
-        reports_record_open(&st.w, o.out, o.resume, &err) < 0)
-        status = harness_fail("%s", err.msg);
+    /* The default models are checked before anything is written; without --resume a run
+     * directory that already has samples is refused when it opens. */
+    status = check_inputs(&o, suite_arg, &st);
     if (!status && st.embedded) status = add_default_models(&o);
+    if (!status && reports_record_open(&st.w, o.out, o.resume, &err) < 0)
+        status = harness_fail("%s", err.msg);
     if (!status && st.need_synth) status = add_synth_data(&o);
     if (!status) status = open_suites(&o, &st);
     if (!status) status = open_meter(&o, &st);

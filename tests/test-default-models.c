@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *models_dir(void) {
     static char d[4096];
@@ -161,6 +162,8 @@ Test(default_models, a_changed_weight_file_is_refused_at_load_naming_it) {
     cr_assert_eq(p.status, 2);
     cr_assert(strstr(p.err, "default model 'tiny'") && strstr(p.err, "damaged"), "%s", p.err);
     jb_test_proc_free(&p);
+    snprintf(path, sizeof path, "%s/r/samples.jsonl", tmp);
+    cr_assert_neq(access(path, F_OK), 0, "no records were started");
     jb_test_rmtree(tmp);
     free(tmp);
 }

@@ -819,9 +819,9 @@ Test(decode, randomly_damaged_files_never_crash) {
 }
 
 /* The shipped default models' geometry (preprocessor_config.json of models/tiny and small):
- * 112-px crops of 8 x 8 patches, margins [2, 2], one grid cell. Expected values derived by hand from molmo.md
- * §4 for a 640 x 480 image: scale min(112/480, 112/640) = 0.175 -> 84 x 112 px, top = 14, so
- * patch rows 0 and 7 are padding; 4 x 4 pooled cells per crop, both crops kept whole. */
+ * 112-px crops of 8 x 8 patches, margins [2, 2], one grid cell. Expected values derived by hand
+ * from molmo.md §4 for a 640 x 480 image: scale min(112/480, 112/640) = 0.175 -> 84 x 112 px,
+ * top = 14, so patch rows 0 and 7 are padding; 4 x 4 pooled cells per crop, both kept whole. */
 Test(preprocess, a_112_px_crop_with_one_cell_has_the_hand_derived_layout) {
     struct molmo_preproc_config c;
     struct jb_err err = {0};
