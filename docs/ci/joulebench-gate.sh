@@ -12,7 +12,8 @@
 # Settings (environment):
 #   JB_RUN_ARGS      what to run (default: the embedded default, --limit 10 per suite);
 #                    e.g. "--model models/small --suite chartqa --data data --limit 50"
-#   JB_RUN_EXTRA     added to both runs (default: --idle-s 0 --threads 2)
+#   JB_RUN_EXTRA     added to both runs (default: --idle-s 0 --threads 1: compare gates CPU
+#                    seconds of single-threaded runs only)
 #   JB_BASE_RUN_OPTS, JB_HEAD_RUN_OPTS   added to one run only
 #   JB_COMPARE_OPTS  added to `compare` (default none: accuracy, work and CPU time are
 #                    gated, and measured energy where the runner has counters; add
@@ -31,7 +32,7 @@ head_ref=$2
 work=${3:-.joulebench-ci}
 src=${JB_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 run_args=${JB_RUN_ARGS:---limit 10}
-run_extra=${JB_RUN_EXTRA:---idle-s 0 --threads 2}
+run_extra=${JB_RUN_EXTRA:---idle-s 0 --threads 1}
 compare_opts=${JB_COMPARE_OPTS:-}
 history=${JB_HISTORY:-$work/history.sqlite}
 jobs=$(nproc 2>/dev/null || echo 2)
