@@ -272,7 +272,8 @@ Test(kernels, linear_gives_the_same_exact_product_for_every_stored_dtype) {
 }
 
 /* The BF16 golden checkpoint stays BF16 in memory: its matrices are bound in place. */
-Test(kernels, a_bf16_checkpoint_is_not_expanded_to_f32) {
+/* The weights of the golden molmo-tiny-olmo (BF16), or the test is skipped without golden. */
+static struct molmo_model *load_tiny_olmo(void) {
     const char *g = jb_test_golden_or_skip();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/molmo-tiny-olmo", g);
@@ -280,6 +281,11 @@ Test(kernels, a_bf16_checkpoint_is_not_expanded_to_f32) {
     struct jb_err err = {0};
     struct molmo_load_opts o = {.max_seq = 64};
     cr_assert_eq(molmo_model_load_weights(&m, dir, &o, &err), 0, "%s", err.msg);
+    return m;
+}
+
+Test(kernels, a_bf16_checkpoint_is_not_expanded_to_f32) {
+    struct molmo_model *m = load_tiny_olmo();
     cr_assert_eq(m->w.lm_head.dt, MOLMO_DTYPE_BF16);
     cr_assert_eq(m->w.wte.dt, MOLMO_DTYPE_BF16);
     cr_assert_eq(m->w.blocks[0].ff_proj.dt, MOLMO_DTYPE_BF16);
@@ -297,13 +303,7 @@ Test(kernels, a_bf16_checkpoint_is_not_expanded_to_f32) {
  * [64, 128] q/k/v, [64, 64] out, projector 128 wide; BF16: 2 bytes per weight. A generation of
  * 2 crops, a 300-token prompt and 5 generated tokens (4 decode steps). */
 Test(costs, work_of_a_generation_matches_the_hand_count) {
-    const char *g = jb_test_golden_or_skip();
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/molmo-tiny-olmo", g);
-    struct molmo_model *m = NULL;
-    struct jb_err err = {0};
-    struct molmo_load_opts o = {.max_seq = 64};
-    cr_assert_eq(molmo_model_load_weights(&m, dir, &o, &err), 0, "%s", err.msg);
+    struct molmo_model *m = load_tiny_olmo();
 
     const double d = 64, L = 2, qkv = 3 * 64, ffn = 256, inner = 128, E = 272;
     const double llm_macs = L * (qkv * d + d * d + ffn * d + d * inner); /* 81920 */
